@@ -1,0 +1,3 @@
+module github.com/kvd-dev/kvstore
+
+go 1.26
