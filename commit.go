@@ -1,0 +1,91 @@
+package kvstore
+
+// commit publishes the outermost level of t and ends t, in the oracle's
+// critical section: validate the read set, take a commit timestamp, install
+// every write with all the shards it touches locked, publish the timestamp.
+// Readers of those shards wait for the install and then see all of it; no
+// reader sees part of it.
+func (s *Store) commit(t *Txn) error {
+	o := &s.oracle
+	o.mu.Lock()
+	defer o.mu.Unlock()
+
+	writes, reads, readTs := t.levels[0], t.reads, t.readTs
+	// The snapshot is released first, so that the install below keeps no
+	// history for it.
+	oldestEnded := s.release(t)
+	defer func() {
+		if oldestEnded && len(o.dirty) > 0 {
+			s.sweepLocked()
+		}
+	}()
+
+	if len(writes) == 0 {
+		return nil // read-only: never conflicts
+	}
+	for key := range reads {
+		if s.lastCommit(key) > readTs {
+			return ErrConflict
+		}
+	}
+
+	var locked [numShards / 64]uint64
+	for key := range writes {
+		i := s.shardIndex(key)
+		if locked[i/64]&(1<<(i%64)) == 0 {
+			locked[i/64] |= 1 << (i % 64)
+			s.shards[i].mu.Lock()
+		}
+	}
+
+	ts := o.committed.Load() + 1
+	active := s.activeForInstall()
+	var delta int64
+	for key, w := range writes {
+		sh := s.shardFor(key)
+		switch {
+		case !w.del:
+			if s.install(sh, key, w.val, ts, active) {
+				delta++
+			}
+		case s.holdsValue(sh, key):
+			s.installDelete(sh, key, ts, active)
+			delta--
+		}
+	}
+	s.live.Add(delta)
+	o.committed.Store(ts)
+
+	for i := range s.shards {
+		if locked[i/64]&(1<<(i%64)) != 0 {
+			s.shards[i].mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// holdsValue reports whether the newest version of key holds a value.
+// Requires sh.mu.
+func (s *Store) holdsValue(sh *shard, key string) bool {
+	e, ok := sh.m[key]
+	return ok && e.live()
+}
+
+// end ends t without publishing anything.
+func (s *Store) end(t *Txn) {
+	s.oracle.mu.Lock()
+	if s.release(t) && len(s.oracle.dirty) > 0 {
+		s.sweepLocked()
+	}
+	s.oracle.mu.Unlock()
+}
+
+// release unregisters t's snapshot and drops its buffers, which ends t. It
+// reports whether t held the oldest snapshot, so that the history only it
+// could see may now be trimmed. Requires s.oracle.mu.
+func (s *Store) release(t *Txn) (oldestEnded bool) {
+	t.levels = nil
+	t.levelBuf = [2]map[string]write{}
+	t.reads = nil
+	return s.oracle.endLocked(t.readTs)
+}

@@ -1,0 +1,48 @@
+// Package kvstore is an in-memory key-value store with serializable,
+// nestable transactions, and the server and protocol layers of kvd, the TCP
+// datastore built on it.
+//
+// # The model
+//
+// Every commit gets a timestamp from a counter, one higher than the last. A
+// key keeps a short chain of versions, each tagged with the timestamp of the
+// commit that wrote it (a deletion is a version too, a tombstone). A
+// transaction takes a snapshot when it begins: it remembers the last
+// published timestamp, its read timestamp, and from then on reads, for each
+// key, the newest version committed at or before it. Commits by others that
+// publish later are invisible to it, however long it stays open, so it reads
+// one consistent state of the store.
+//
+// A transaction's own writes are buffered in the transaction and seen only by
+// it: Get looks at them first, then at the snapshot. Nested levels (Txn.Begin)
+// each have a buffer of their own; rolling a level back drops its buffer,
+// committing it merges the buffer into the enclosing level. Nothing is
+// published until the outermost Commit.
+//
+// # When a transaction conflicts
+//
+// The outermost Commit installs all of its writes under one new timestamp in
+// one short critical section, with the affected parts of the store locked, so
+// every reader sees either none or all of them. Before it does, it checks the
+// keys the transaction read (Get, and Delete, which reads whether a key
+// exists): if any of them has a version newer than the transaction's snapshot,
+// someone changed what the transaction saw, and the commit fails with
+// ErrConflict, applying nothing. This makes every transaction serializable,
+// in an order that agrees with real time: each one behaves as if it ran
+// alone at the instant it committed. Blind writes (Put without reading the
+// key) and read-only transactions never conflict.
+//
+// Store.Put and Store.Delete are commits of their own, with a timestamp, so
+// they too make transactions that read the key conflict. Store.Get reads the
+// newest committed version; it never waits for an open transaction and
+// allocates nothing.
+//
+// # Memory
+//
+// A version older than a key's newest one is kept only while some open
+// transaction's snapshot can see it. Writes trim a key's chain when they
+// install a version, and when the oldest open transaction ends, the keys that
+// kept history for it are trimmed too. A transaction left open therefore pins
+// the versions it can see; end every transaction with Commit or Rollback
+// (Store.Update and Store.View do that for you).
+package kvstore

@@ -1,0 +1,25 @@
+package kvstore
+
+import "errors"
+
+// Errors returned by Store and Txn. Test for them with errors.Is: some are
+// returned wrapped with more context.
+var (
+	// ErrConflict is returned by the outermost Txn.Commit when another commit
+	// changed a key that the transaction read after its snapshot was taken.
+	// The transaction has been rolled back and ended; nothing of it applied.
+	// Store.Update returns it, wrapped, when every retry conflicted.
+	ErrConflict = errors.New("transaction conflict")
+
+	// ErrTxnClosed is returned by any write, Begin, Commit or Rollback on a
+	// Txn whose outermost level has already ended.
+	ErrTxnClosed = errors.New("transaction closed")
+
+	// ErrTxnTooDeep is returned by Txn.Begin when the transaction already has
+	// MaxTxnDepth levels.
+	ErrTxnTooDeep = errors.New("transaction nesting too deep")
+
+	// ErrTxnReadOnly is returned by Txn.Put and Txn.Delete on the read-only
+	// transaction that Store.View passes to its function.
+	ErrTxnReadOnly = errors.New("transaction is read-only")
+)

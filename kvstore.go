@@ -1,0 +1,249 @@
+package kvstore
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// numShards is the number of independently locked parts of the key space.
+// A power of two, so that a shard is picked with a mask.
+const numShards = 256
+
+// MaxTxnDepth is the most levels a transaction may have: the outermost one
+// plus MaxTxnDepth-1 nested ones. Txn.Begin past it returns ErrTxnTooDeep.
+const MaxTxnDepth = 1024
+
+// MaxUpdateAttempts is how many times Store.Update runs its function before
+// it gives up on conflicts and returns ErrConflict.
+const MaxUpdateAttempts = 100
+
+// Store is an in-memory key-value store with serializable transactions. It is
+// safe for concurrent use by any number of goroutines. The zero value is not
+// usable; create one with New.
+//
+// Single-key methods (Get, Put, Delete) are atomic and linearizable; Put and
+// Delete are commits in their own right and conflict with transactions that
+// read the key. Begin, Update and View run transactions: see Txn.
+type Store struct {
+	seed   maphash.Seed
+	shards [numShards]shard
+	oracle oracle
+	live   atomic.Int64 // number of keys that hold a value
+}
+
+// shard is one part of the key space with its own lock, padded to a cache
+// line so that readers of neighbouring shards do not contend.
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]entry
+	_  [32]byte
+}
+
+// New returns an empty Store.
+func New() *Store {
+	s := &Store{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].m = make(map[string]entry)
+	}
+	return s
+}
+
+func (s *Store) shardIndex(key string) int {
+	return int(maphash.String(s.seed, key) & (numShards - 1))
+}
+
+func (s *Store) shardFor(key string) *shard {
+	return &s.shards[s.shardIndex(key)]
+}
+
+// Get returns the value of key and whether it exists. It never blocks on
+// transactions, allocates nothing and does not retain key.
+func (s *Store) Get(key string) (value string, ok bool) {
+	sh := s.shardFor(key)
+	sh.mu.RLock()
+	e, found := sh.m[key]
+	sh.mu.RUnlock()
+	if !found || e.deleted() {
+		return "", false
+	}
+	return e.val, true
+}
+
+// readAt returns the value of key in the snapshot at readTs.
+func (s *Store) readAt(key string, readTs uint64) (string, bool) {
+	sh := s.shardFor(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	e, found := sh.m[key]
+	if !found {
+		return "", false
+	}
+	return e.readAt(readTs)
+}
+
+// lastCommit returns the commit timestamp of the newest version of key, or 0
+// when the store holds no version of it.
+func (s *Store) lastCommit(key string) uint64 {
+	sh := s.shardFor(key)
+	sh.mu.RLock()
+	e, found := sh.m[key]
+	sh.mu.RUnlock()
+	if !found {
+		return 0
+	}
+	return e.commitTs()
+}
+
+// Put sets key to value, as a commit of its own. The store keeps both strings.
+func (s *Store) Put(key, value string) {
+	o := &s.oracle
+	o.mu.Lock()
+	ts := o.committed.Load() + 1
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	if s.install(sh, key, value, ts, s.activeForInstall()) {
+		s.live.Add(1)
+	}
+	o.committed.Store(ts)
+	sh.mu.Unlock()
+	o.mu.Unlock()
+}
+
+// Delete removes key, as a commit of its own, and reports whether it existed.
+// Deleting a missing key changes nothing.
+func (s *Store) Delete(key string) (existed bool) {
+	o := &s.oracle
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.m[key]; !ok || e.deleted() {
+		return false
+	}
+	ts := o.committed.Load() + 1
+	s.installDelete(sh, key, ts, s.activeForInstall())
+	s.live.Add(-1)
+	o.committed.Store(ts)
+	return true
+}
+
+// Len returns the number of keys that hold a value.
+func (s *Store) Len() int {
+	return int(s.live.Load())
+}
+
+// activeForInstall returns the read timestamps of open snapshots, ascending,
+// or nil when there are none. Requires s.oracle.mu.
+func (s *Store) activeForInstall() []uint64 {
+	if len(s.oracle.snapshots) == 0 {
+		return nil
+	}
+	return s.oracle.activeLocked()
+}
+
+// install makes value the newest version of key at ts and reports whether the
+// key did not hold a value before. Requires s.oracle.mu and sh.mu.
+func (s *Store) install(sh *shard, key, value string, ts uint64, active []uint64) (added bool) {
+	e, found := sh.m[key]
+	added = !found || e.deleted()
+	e.push(value, ts, active)
+	s.storeEntry(sh, key, e, active)
+	return added
+}
+
+// installDelete makes a tombstone the newest version of key at ts, or drops
+// the key when no open snapshot can tell the difference. The key must exist.
+// Requires s.oracle.mu and sh.mu.
+func (s *Store) installDelete(sh *shard, key string, ts uint64, active []uint64) {
+	e := sh.m[key]
+	e.push("", ts|tombstoneBit, active)
+	s.storeEntry(sh, key, e, active)
+}
+
+// storeEntry writes back an entry after its history changed: a lone tombstone
+// that no open snapshot predates is removed, and an entry that still keeps
+// history is remembered for the next sweep. Requires s.oracle.mu and sh.mu.
+func (s *Store) storeEntry(sh *shard, key string, e entry, active []uint64) {
+	switch {
+	case e.collectable() && (len(active) == 0 || active[0] >= e.commitTs()):
+		delete(sh.m, key)
+	case e.older != nil || e.deleted():
+		sh.m[key] = e
+		s.oracle.markDirtyLocked(key)
+		return
+	default:
+		sh.m[key] = e
+	}
+	if len(s.oracle.dirty) > 0 {
+		delete(s.oracle.dirty, key)
+	}
+}
+
+// sweepLocked trims the history of every key that kept some for open
+// snapshots, now that the oldest of them has ended. Requires s.oracle.mu.
+func (s *Store) sweepLocked() {
+	active := s.activeForInstall()
+	for key := range s.oracle.dirty {
+		sh := s.shardFor(key)
+		sh.mu.Lock()
+		if e, ok := sh.m[key]; ok {
+			e.trim(active)
+			s.storeEntry(sh, key, e, active)
+		} else {
+			delete(s.oracle.dirty, key)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Begin starts a transaction whose reads see the store as it is now, plus the
+// transaction's own writes. End it with Commit or Rollback: an open
+// transaction keeps alive the versions its snapshot can see.
+func (s *Store) Begin() *Txn {
+	t := &Txn{s: s}
+	t.levels = t.levelBuf[:1]
+	s.oracle.mu.Lock()
+	t.readTs = s.oracle.beginLocked()
+	s.oracle.mu.Unlock()
+	return t
+}
+
+// Update runs fn in a new transaction and commits it. If fn returns an error,
+// the transaction is rolled back and Update returns that error. If the commit
+// conflicts, Update runs fn again in a fresh transaction, up to
+// MaxUpdateAttempts times in all, so fn must be safe to repeat. Nested levels
+// that fn leaves open are committed with the rest; fn must not end the
+// outermost level itself (Update then returns ErrTxnClosed).
+func (s *Store) Update(fn func(*Txn) error) error {
+	var err error
+	for attempt := 0; attempt < MaxUpdateAttempts; attempt++ {
+		err = s.updateOnce(fn)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("kvstore: update gave up after %d attempts: %w", MaxUpdateAttempts, err)
+}
+
+func (s *Store) updateOnce(fn func(*Txn) error) error {
+	t := s.Begin()
+	defer t.discard()
+	if err := fn(t); err != nil {
+		return err
+	}
+	return t.commitAll()
+}
+
+// View runs fn in a read-only transaction: every read sees one snapshot of
+// the store, taken when View is called. Put and Delete on it return
+// ErrTxnReadOnly. View returns fn's error.
+func (s *Store) View(fn func(*Txn) error) error {
+	t := s.Begin()
+	t.readOnly = true
+	defer t.discard()
+	return fn(t)
+}

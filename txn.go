@@ -1,0 +1,199 @@
+package kvstore
+
+import "strings"
+
+// Txn is a transaction: a snapshot of the store to read from, a buffer of
+// writes, and the set of keys read, checked for conflicts at commit. It may
+// be nested: Begin opens a level, and Commit and Rollback end the innermost
+// one. Only the outermost Commit publishes anything.
+//
+// A Txn belongs to one goroutine (one client) at a time; it is not safe for
+// concurrent use. Different transactions are independent and never wait for
+// one another.
+type Txn struct {
+	s        *Store
+	readTs   uint64
+	readOnly bool
+
+	// levels holds the writes of each open level, outermost first; a nil
+	// map is a level with no writes yet. len(levels) is the depth; nil once
+	// the outermost level has ended.
+	levels   []map[string]write
+	levelBuf [2]map[string]write
+
+	// reads is the set of keys whose snapshot value (or absence) the
+	// transaction observed; the outermost Commit fails if any of them has
+	// been changed by a commit after readTs.
+	reads map[string]struct{}
+}
+
+// write is one buffered write: a value, or a deletion.
+type write struct {
+	val string
+	del bool
+}
+
+// Depth returns the number of open levels: 1 for a transaction without
+// nesting, 0 once the outermost level has ended.
+func (t *Txn) Depth() int { return len(t.levels) }
+
+// Get returns the value of key as this transaction sees it: its own latest
+// write of key if any, else the value in its snapshot. After the transaction
+// has ended, Get reports every key missing. Get does not retain key.
+func (t *Txn) Get(key string) (value string, ok bool) {
+	if len(t.levels) == 0 {
+		return "", false
+	}
+	if w, found := t.ownWrite(key); found {
+		return w.val, !w.del
+	}
+	t.recordRead(key)
+	return t.s.readAt(key, t.readTs)
+}
+
+// ownWrite returns the innermost buffered write of key.
+func (t *Txn) ownWrite(key string) (write, bool) {
+	for i := len(t.levels) - 1; i >= 0; i-- {
+		if w, ok := t.levels[i][key]; ok {
+			return w, true
+		}
+	}
+	return write{}, false
+}
+
+func (t *Txn) recordRead(key string) {
+	if t.readOnly {
+		return // a read-only transaction never conflicts
+	}
+	if _, seen := t.reads[key]; seen {
+		return
+	}
+	if t.reads == nil {
+		t.reads = make(map[string]struct{})
+	}
+	t.reads[strings.Clone(key)] = struct{}{}
+}
+
+// Put sets key to value in the innermost level. Nothing is visible to others
+// until the outermost Commit. The transaction keeps both strings. Put is a
+// blind write: it does not make the commit conflict.
+func (t *Txn) Put(key, value string) error {
+	if err := t.writable(); err != nil {
+		return err
+	}
+	t.top()[key] = write{val: value}
+	return nil
+}
+
+// Delete removes key in the innermost level and reports whether it existed
+// as this transaction sees it. Deleting a missing key changes nothing. Delete
+// reads whether the key exists, so a concurrent commit that changes key makes
+// the outermost Commit fail with ErrConflict.
+func (t *Txn) Delete(key string) (existed bool, err error) {
+	if err := t.writable(); err != nil {
+		return false, err
+	}
+	if _, existed = t.Get(key); existed {
+		t.top()[key] = write{del: true}
+	}
+	return existed, nil
+}
+
+func (t *Txn) writable() error {
+	switch {
+	case len(t.levels) == 0:
+		return ErrTxnClosed
+	case t.readOnly:
+		return ErrTxnReadOnly
+	}
+	return nil
+}
+
+// top returns the write buffer of the innermost level, creating it.
+func (t *Txn) top() map[string]write {
+	i := len(t.levels) - 1
+	if t.levels[i] == nil {
+		t.levels[i] = make(map[string]write)
+	}
+	return t.levels[i]
+}
+
+// Begin opens a nested level. Its writes are seen by this transaction at
+// once; Rollback discards only them, and Commit folds them into the enclosing
+// level.
+func (t *Txn) Begin() error {
+	switch {
+	case len(t.levels) == 0:
+		return ErrTxnClosed
+	case len(t.levels) >= MaxTxnDepth:
+		return ErrTxnTooDeep
+	}
+	t.levels = append(t.levels, nil)
+	return nil
+}
+
+// Commit ends the innermost level. A nested level's writes fold into the
+// enclosing level; that never fails. The outermost Commit publishes every
+// write at one instant, all or nothing, and ends the transaction: it returns
+// an error wrapping ErrConflict, and applies nothing, when a key the
+// transaction read was changed by another commit after its snapshot.
+func (t *Txn) Commit() error {
+	switch len(t.levels) {
+	case 0:
+		return ErrTxnClosed
+	case 1:
+		return t.s.commit(t)
+	}
+	t.foldTop()
+	return nil
+}
+
+// foldTop merges the innermost level's writes into the enclosing level.
+func (t *Txn) foldTop() {
+	n := len(t.levels)
+	inner := t.levels[n-1]
+	t.levels[n-1] = nil
+	t.levels = t.levels[:n-1]
+	switch parent := t.levels[n-2]; {
+	case parent == nil:
+		t.levels[n-2] = inner
+	default:
+		for k, w := range inner {
+			parent[k] = w
+		}
+	}
+}
+
+// commitAll folds every open level and commits the transaction.
+func (t *Txn) commitAll() error {
+	if len(t.levels) == 0 {
+		return ErrTxnClosed
+	}
+	for len(t.levels) > 1 {
+		t.foldTop()
+	}
+	return t.s.commit(t)
+}
+
+// Rollback ends the innermost level and discards its writes. Rolling back
+// the outermost level ends the transaction; nothing of it is applied.
+func (t *Txn) Rollback() error {
+	switch len(t.levels) {
+	case 0:
+		return ErrTxnClosed
+	case 1:
+		t.s.end(t)
+		return nil
+	}
+	n := len(t.levels)
+	t.levels[n-1] = nil
+	t.levels = t.levels[:n-1]
+	return nil
+}
+
+// discard ends the transaction if it is still open.
+func (t *Txn) discard() {
+	if len(t.levels) > 0 {
+		t.s.end(t)
+	}
+}

@@ -1,0 +1,116 @@
+package kvstore
+
+// A key's history is a chain of versions, newest first. The newest version
+// lives inline in the shard's map (an entry), so a key with no history costs
+// no extra allocation; older versions, kept only while an open transaction's
+// snapshot can still see them, hang off it as a linked list.
+//
+// Commit timestamps are below 1<<63; the top bit of a stored timestamp marks
+// a tombstone (the key was deleted at that timestamp).
+
+const tombstoneBit = 1 << 63
+
+// entry is the newest version of a key plus the older versions still visible
+// to some open snapshot.
+type entry struct {
+	val   string
+	ts    uint64 // commit timestamp | tombstoneBit for a deletion
+	older *version
+}
+
+// version is one older value of a key, visible to snapshots taken at or after
+// its commit timestamp and before the next newer version's.
+type version struct {
+	val   string
+	ts    uint64
+	older *version
+}
+
+func (e *entry) commitTs() uint64 { return e.ts &^ tombstoneBit }
+func (e *entry) deleted() bool    { return e.ts&tombstoneBit != 0 }
+
+// live reports whether the newest version holds a value.
+func (e *entry) live() bool { return e.ts&tombstoneBit == 0 }
+
+// readAt returns the value visible to a snapshot at readTs: the newest version
+// committed at or before readTs. ok is false when that version is a tombstone
+// or when the key did not exist yet.
+func (e *entry) readAt(readTs uint64) (val string, ok bool) {
+	if e.commitTs() <= readTs {
+		return e.val, e.live()
+	}
+	for v := e.older; v != nil; v = v.older {
+		if v.ts&^tombstoneBit <= readTs {
+			return v.val, v.ts&tombstoneBit == 0
+		}
+	}
+	return "", false
+}
+
+// push makes (val, ts) the newest version and moves the previous newest one
+// into the history, then drops the history no snapshot in active can see.
+// active holds the read timestamps of open transactions in ascending order,
+// all below ts.
+func (e *entry) push(val string, ts uint64, active []uint64) {
+	if e.ts == 0 || len(active) == 0 || active[len(active)-1] < e.commitTs() && e.older == nil {
+		// A new key, or nobody can see the old newest version once ts is
+		// published: the common case, without allocating.
+		*e = entry{val: val, ts: ts}
+		return
+	}
+	old := &version{val: e.val, ts: e.ts, older: e.older}
+	*e = entry{val: val, ts: ts, older: old}
+	e.trim(active)
+}
+
+// trim drops the older versions that no snapshot in active can see, and
+// trailing tombstones, which read the same as no version at all. Version v,
+// whose next newer version committed at n, is visible exactly to snapshots
+// with v.ts <= readTs < n. The newest version is always kept: every future
+// snapshot sees it.
+func (e *entry) trim(active []uint64) {
+	newer := e.commitTs() // commit timestamp of the version above v in the original chain
+	link := &e.older      // where the next kept version is attached
+	for v := e.older; v != nil; v = v.older {
+		ts := v.ts &^ tombstoneBit
+		if visibleIn(active, ts, newer) {
+			*link = v
+			link = &v.older
+		}
+		newer = ts
+	}
+	*link = nil
+	e.dropTrailingTombstones()
+}
+
+// dropTrailingTombstones removes tombstones at the old end of the history.
+func (e *entry) dropTrailingTombstones() {
+	end := &e.older // the link after the oldest live version
+	for v := e.older; v != nil; v = v.older {
+		if v.ts&tombstoneBit == 0 {
+			end = &v.older
+		}
+	}
+	*end = nil
+}
+
+// collectable reports whether the whole entry can be removed from the map:
+// it is a lone tombstone, which reads the same as a missing key to every
+// snapshot.
+func (e *entry) collectable() bool { return e.deleted() && e.older == nil }
+
+// visibleIn reports whether some timestamp in the ascending slice active lies
+// in [from, to).
+func visibleIn(active []uint64, from, to uint64) bool {
+	// Binary search for the first timestamp >= from.
+	lo, hi := 0, len(active)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if active[mid] < from {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo < len(active) && active[lo] < to
+}
