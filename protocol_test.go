@@ -12,25 +12,25 @@ import (
 )
 
 // parsed is a comparable view of ParseRequest's result.
-type parsed struct {
+type parsedReq struct {
 	Cmd   Command
 	Key   string
 	Value *string
 	Err   error
 }
 
-func parseForTest(line string) parsed {
+func parseForTest(line string) parsedReq {
 	req, err := ParseRequest([]byte(line))
 	if err != nil {
 		// Reduce to the sentinel so that tables stay readable.
 		for _, s := range []error{ErrEmptyRequest, ErrUnknownCommand, ErrWrongArguments, ErrInvalidKey, ErrInvalidUTF8, ErrInvalidValue} {
 			if errors.Is(err, s) {
-				return parsed{Err: s}
+				return parsedReq{Err: s}
 			}
 		}
-		return parsed{Err: err}
+		return parsedReq{Err: err}
 	}
-	p := parsed{Cmd: req.Cmd, Key: string(req.Key)}
+	p := parsedReq{Cmd: req.Cmd, Key: string(req.Key)}
 	if req.Value != nil {
 		v := string(req.Value)
 		p.Value = &v
@@ -38,64 +38,64 @@ func parseForTest(line string) parsed {
 	return p
 }
 
-func strp(s string) *string { return &s }
+func protoStrp(s string) *string { return &s }
 
 func TestProtocolParseRequest(t *testing.T) {
 	tests := []struct {
 		line string
-		want parsed
+		want parsedReq
 	}{
-		{"PUT a 1", parsed{Cmd: CmdPut, Key: "a", Value: strp("1")}},
-		{"PUT a 1\n", parsed{Cmd: CmdPut, Key: "a", Value: strp("1")}},
-		{"PUT a 1\r\n", parsed{Cmd: CmdPut, Key: "a", Value: strp("1")}},
-		{"put a 1", parsed{Cmd: CmdPut, Key: "a", Value: strp("1")}},
-		{"Put a 1", parsed{Cmd: CmdPut, Key: "a", Value: strp("1")}},
-		{"  \tPUT \t a \t inner  spaces kept  \r\n", parsed{Cmd: CmdPut, Key: "a", Value: strp("inner  spaces kept  ")}},
-		{"PUT k ", parsed{Cmd: CmdPut, Key: "k", Value: strp("")}},
-		{"PUT k \t \r\n", parsed{Cmd: CmdPut, Key: "k", Value: strp("")}},
-		{"PUT k a\rb", parsed{Cmd: CmdPut, Key: "k", Value: strp("a\rb")}},
-		{"PUT k \x00\x01\x7f", parsed{Cmd: CmdPut, Key: "k", Value: strp("\x00\x01\x7f")}},
-		{`PUT georgew {"first_name": "George", "role": "President"}`, parsed{Cmd: CmdPut, Key: "georgew", Value: strp(`{"first_name": "George", "role": "President"}`)}},
-		{"PUT Κλειδί τιμή ✓", parsed{Cmd: CmdPut, Key: "Κλειδί", Value: strp("τιμή ✓")}},
-		{"PUT k", parsed{Err: ErrWrongArguments}},
-		{"PUT k\r\n", parsed{Err: ErrWrongArguments}},
-		{"PUT", parsed{Err: ErrWrongArguments}},
-		{"PUT   ", parsed{Err: ErrWrongArguments}},
-		{"GET a", parsed{Cmd: CmdGet, Key: "a"}},
-		{"get A", parsed{Cmd: CmdGet, Key: "A"}},
-		{"GET a \t", parsed{Cmd: CmdGet, Key: "a"}},
-		{"GET a extra", parsed{Err: ErrWrongArguments}},
-		{"GET", parsed{Err: ErrWrongArguments}},
-		{"DEL a", parsed{Cmd: CmdDel, Key: "a"}},
-		{"dEl a b", parsed{Err: ErrWrongArguments}},
-		{"START", parsed{Cmd: CmdStart}},
-		{"start\r\n", parsed{Cmd: CmdStart}},
-		{"START now", parsed{Err: ErrWrongArguments}},
-		{"COMMIT", parsed{Cmd: CmdCommit}},
-		{"ROLLBACK", parsed{Cmd: CmdRollback}},
-		{"rollback  ", parsed{Cmd: CmdRollback}},
-		{"EXIT", parsed{Cmd: CmdExit}},
-		{"quit", parsed{Cmd: CmdExit}},
-		{"PING", parsed{Cmd: CmdPing}},
-		{"help", parsed{Cmd: CmdHelp}},
-		{"", parsed{Err: ErrEmptyRequest}},
-		{"\n", parsed{Err: ErrEmptyRequest}},
-		{"\r\n", parsed{Err: ErrEmptyRequest}},
-		{" \t ", parsed{Err: ErrEmptyRequest}},
-		{"FOO", parsed{Err: ErrUnknownCommand}},
-		{"GETS a", parsed{Err: ErrUnknownCommand}},
-		{"\x00", parsed{Err: ErrUnknownCommand}},
-		{"GET a\x00b", parsed{Err: ErrInvalidKey}},
-		{"GET a\rb", parsed{Err: ErrInvalidKey}},
-		{"GET a\x7f", parsed{Err: ErrInvalidKey}},
-		{"GET a\u0085", parsed{Err: ErrInvalidKey}},  // C1 control (NEL)
-		{"GET a\u00a0b", parsed{Err: ErrInvalidKey}}, // no-break space
-		{"GET a\u2028", parsed{Err: ErrInvalidKey}},  // line separator
-		{"PUT a\x1bb v", parsed{Err: ErrInvalidKey}},
-		{"PUT a \xff", parsed{Err: ErrInvalidUTF8}},
-		{"GET \xc3\x28", parsed{Err: ErrInvalidUTF8}},
-		{"\xff\xfe", parsed{Err: ErrInvalidUTF8}},
-		{"PUT a b\nc", parsed{Err: ErrInvalidValue}},
+		{"PUT a 1", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("1")}},
+		{"PUT a 1\n", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("1")}},
+		{"PUT a 1\r\n", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("1")}},
+		{"put a 1", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("1")}},
+		{"Put a 1", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("1")}},
+		{"  \tPUT \t a \t inner  spaces kept  \r\n", parsedReq{Cmd: CmdPut, Key: "a", Value: protoStrp("inner  spaces kept  ")}},
+		{"PUT k ", parsedReq{Cmd: CmdPut, Key: "k", Value: protoStrp("")}},
+		{"PUT k \t \r\n", parsedReq{Cmd: CmdPut, Key: "k", Value: protoStrp("")}},
+		{"PUT k a\rb", parsedReq{Cmd: CmdPut, Key: "k", Value: protoStrp("a\rb")}},
+		{"PUT k \x00\x01\x7f", parsedReq{Cmd: CmdPut, Key: "k", Value: protoStrp("\x00\x01\x7f")}},
+		{`PUT georgew {"first_name": "George", "role": "President"}`, parsedReq{Cmd: CmdPut, Key: "georgew", Value: protoStrp(`{"first_name": "George", "role": "President"}`)}},
+		{"PUT Κλειδί τιμή ✓", parsedReq{Cmd: CmdPut, Key: "Κλειδί", Value: protoStrp("τιμή ✓")}},
+		{"PUT k", parsedReq{Err: ErrWrongArguments}},
+		{"PUT k\r\n", parsedReq{Err: ErrWrongArguments}},
+		{"PUT", parsedReq{Err: ErrWrongArguments}},
+		{"PUT   ", parsedReq{Err: ErrWrongArguments}},
+		{"GET a", parsedReq{Cmd: CmdGet, Key: "a"}},
+		{"get A", parsedReq{Cmd: CmdGet, Key: "A"}},
+		{"GET a \t", parsedReq{Cmd: CmdGet, Key: "a"}},
+		{"GET a extra", parsedReq{Err: ErrWrongArguments}},
+		{"GET", parsedReq{Err: ErrWrongArguments}},
+		{"DEL a", parsedReq{Cmd: CmdDel, Key: "a"}},
+		{"dEl a b", parsedReq{Err: ErrWrongArguments}},
+		{"START", parsedReq{Cmd: CmdStart}},
+		{"start\r\n", parsedReq{Cmd: CmdStart}},
+		{"START now", parsedReq{Err: ErrWrongArguments}},
+		{"COMMIT", parsedReq{Cmd: CmdCommit}},
+		{"ROLLBACK", parsedReq{Cmd: CmdRollback}},
+		{"rollback  ", parsedReq{Cmd: CmdRollback}},
+		{"EXIT", parsedReq{Cmd: CmdExit}},
+		{"quit", parsedReq{Cmd: CmdExit}},
+		{"PING", parsedReq{Cmd: CmdPing}},
+		{"help", parsedReq{Cmd: CmdHelp}},
+		{"", parsedReq{Err: ErrEmptyRequest}},
+		{"\n", parsedReq{Err: ErrEmptyRequest}},
+		{"\r\n", parsedReq{Err: ErrEmptyRequest}},
+		{" \t ", parsedReq{Err: ErrEmptyRequest}},
+		{"FOO", parsedReq{Err: ErrUnknownCommand}},
+		{"GETS a", parsedReq{Err: ErrUnknownCommand}},
+		{"\x00", parsedReq{Err: ErrUnknownCommand}},
+		{"GET a\x00b", parsedReq{Err: ErrInvalidKey}},
+		{"GET a\rb", parsedReq{Err: ErrInvalidKey}},
+		{"GET a\x7f", parsedReq{Err: ErrInvalidKey}},
+		{"GET a\u0085", parsedReq{Err: ErrInvalidKey}},  // C1 control (NEL)
+		{"GET a\u00a0b", parsedReq{Err: ErrInvalidKey}}, // no-break space
+		{"GET a\u2028", parsedReq{Err: ErrInvalidKey}},  // line separator
+		{"PUT a\x1bb v", parsedReq{Err: ErrInvalidKey}},
+		{"PUT a \xff", parsedReq{Err: ErrInvalidUTF8}},
+		{"GET \xc3\x28", parsedReq{Err: ErrInvalidUTF8}},
+		{"\xff\xfe", parsedReq{Err: ErrInvalidUTF8}},
+		{"PUT a b\nc", parsedReq{Err: ErrInvalidValue}},
 	}
 	for _, tt := range tests {
 		got := parseForTest(tt.line)

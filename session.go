@@ -1,0 +1,209 @@
+package kvstore
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// DefaultMaxTxnDepth is the nesting limit a Session (and so a Server)
+// enforces when none is configured.
+const DefaultMaxTxnDepth = 100
+
+// helpText is the result of HELP.
+const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | EXIT (or QUIT)"
+
+// Messages of the errors a Session answers with. Protocol errors use the
+// text of the error returned by ParseRequest.
+const (
+	mesgKeyNotFound = "key not found: "
+	mesgNoTxn       = "no transaction"
+	mesgConflict    = "conflict: another client changed a key this transaction read; transaction aborted"
+	mesgTooDeep     = "transaction nesting limit reached: "
+)
+
+// Session is one client's state: the store it works on and its open
+// transaction, if any (START inside a transaction nests). It executes
+// parsed requests and appends one response line per request. A front end
+// creates one Session per client and calls Close when the client goes away.
+//
+// A Session is not safe for concurrent use; different Sessions on the same
+// Store are.
+type Session struct {
+	store    *Store
+	txn      *Txn // nil outside a transaction
+	maxDepth int
+	tooDeep  string // preformatted nesting limit message detail
+}
+
+// NewSession returns a Session on store that allows at most maxTxnDepth
+// nested transaction levels. A maxTxnDepth of zero or less means
+// DefaultMaxTxnDepth; values above the engine's MaxTxnDepth are lowered to
+// it.
+func NewSession(store *Store, maxTxnDepth int) *Session {
+	if maxTxnDepth <= 0 {
+		maxTxnDepth = DefaultMaxTxnDepth
+	}
+	if maxTxnDepth > MaxTxnDepth {
+		maxTxnDepth = MaxTxnDepth
+	}
+	return &Session{store: store, maxDepth: maxTxnDepth, tooDeep: strconv.Itoa(maxTxnDepth) + " levels"}
+}
+
+// Depth returns the number of open transaction levels: 0 outside a
+// transaction.
+func (s *Session) Depth() int {
+	if s.txn == nil {
+		return 0
+	}
+	return s.txn.Depth()
+}
+
+// Close rolls back the open transaction, all levels of it, if there is
+// one. Nothing of it is applied. The Session can be used again afterwards.
+func (s *Session) Close() {
+	if s.txn == nil {
+		return
+	}
+	for s.txn.Depth() > 0 {
+		if s.txn.Rollback() != nil {
+			break
+		}
+	}
+	s.txn = nil
+}
+
+// ExecuteLine parses line with ParseRequest, executes it and appends the
+// one response line to dst. It returns the extended buffer and whether the
+// client asked to quit (EXIT or QUIT), in which case the caller should
+// close the connection after sending the response.
+func (s *Session) ExecuteLine(dst, line []byte) (out []byte, quit bool) {
+	req, err := ParseRequest(line)
+	if err != nil {
+		return appendError(dst, err.Error(), ""), false
+	}
+	return s.Execute(dst, req)
+}
+
+// Execute executes req and appends its one response line to dst. It
+// returns the extended buffer and whether the request was EXIT or QUIT.
+//
+// Requests built by hand (not by ParseRequest) are checked with
+// Request.Validate first. Execute copies what the store keeps (keys and
+// values of writes, in one allocation per PUT) and nothing else: a GET
+// outside a transaction does not allocate.
+func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
+	if !req.parsed {
+		if err := req.Validate(); err != nil {
+			return appendError(dst, err.Error(), ""), false
+		}
+	}
+	switch req.Cmd {
+	case CmdGet:
+		// Neither Store.Get nor Txn.Get retains the key (a transaction
+		// copies the keys it records for its conflict check), so a view of
+		// the line buffer is enough.
+		var v string
+		var ok bool
+		if s.txn == nil {
+			v, ok = s.store.Get(bytesView(req.Key))
+		} else {
+			v, ok = s.txn.Get(bytesView(req.Key))
+		}
+		if !ok {
+			return appendError(dst, mesgKeyNotFound, bytesView(req.Key)), false
+		}
+		return appendResult(dst, v), false
+
+	case CmdPut:
+		key, value := keyValueString(req.Key, req.Value)
+		if s.txn == nil {
+			s.store.Put(key, value)
+			return appendOk(dst), false
+		}
+		if err := s.txn.Put(key, value); err != nil {
+			return s.txnError(dst, err), false
+		}
+		return appendOk(dst), false
+
+	case CmdDel:
+		key := string(req.Key)
+		var existed bool
+		if s.txn == nil {
+			existed = s.store.Delete(key)
+		} else {
+			var err error
+			if existed, err = s.txn.Delete(key); err != nil {
+				return s.txnError(dst, err), false
+			}
+		}
+		if !existed {
+			return appendError(dst, mesgKeyNotFound, key), false
+		}
+		return appendOk(dst), false
+
+	case CmdStart:
+		if s.txn == nil {
+			s.txn = s.store.Begin()
+			return appendOk(dst), false
+		}
+		if s.txn.Depth() >= s.maxDepth {
+			return appendError(dst, mesgTooDeep, s.tooDeep), false
+		}
+		if err := s.txn.Begin(); err != nil {
+			return s.txnError(dst, err), false
+		}
+		return appendOk(dst), false
+
+	case CmdCommit, CmdRollback:
+		if s.txn == nil {
+			return appendError(dst, mesgNoTxn, ""), false
+		}
+		var err error
+		if req.Cmd == CmdCommit {
+			err = s.txn.Commit()
+		} else {
+			err = s.txn.Rollback()
+		}
+		if s.txn.Depth() == 0 {
+			s.txn = nil
+		}
+		if err != nil {
+			return s.txnError(dst, err), false
+		}
+		return appendOk(dst), false
+
+	case CmdPing:
+		return appendResult(dst, "PONG"), false
+	case CmdHelp:
+		return appendResult(dst, helpText), false
+	case CmdExit:
+		return AppendResponse(dst, Response{Mesg: "Bye"}), true
+	}
+	return appendError(dst, ErrUnknownCommand.Error(), ""), false
+}
+
+// txnError appends the response for an error returned by the engine.
+func (s *Session) txnError(dst []byte, err error) []byte {
+	switch {
+	case errors.Is(err, ErrConflict):
+		return appendError(dst, mesgConflict, "")
+	case errors.Is(err, ErrTxnTooDeep):
+		return appendError(dst, mesgTooDeep, s.tooDeep)
+	case errors.Is(err, ErrTxnClosed):
+		s.txn = nil
+		return appendError(dst, mesgNoTxn, "")
+	}
+	return appendError(dst, "transaction error: ", err.Error())
+}
+
+// keyValueString copies key and value into one new string, in a single
+// allocation, and returns the two parts of it.
+func keyValueString(key, value []byte) (string, string) {
+	var b strings.Builder
+	b.Grow(len(key) + len(value))
+	b.Write(key)
+	b.Write(value)
+	kv := b.String()
+	return kv[:len(key)], kv[len(key):]
+}
