@@ -1,0 +1,193 @@
+package kvstore
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// historyStats counts what the store holds: map entries, tombstone entries,
+// and older versions hanging off entries.
+type historyStats struct {
+	entries, tombstones, older int
+}
+
+func stats(s *Store) historyStats {
+	var st historyStats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.m {
+			st.entries++
+			if e.deleted() {
+				st.tombstones++
+			}
+			for v := e.older; v != nil; v = v.older {
+				st.older++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return st
+}
+
+// assertNoHistory checks that, with no transaction open, the store keeps
+// exactly one version per live key: no old versions, no tombstones.
+func assertNoHistory(t *testing.T, s *Store) {
+	t.Helper()
+	got := stats(s)
+	want := historyStats{entries: s.Len()}
+	if got != want {
+		t.Errorf("store holds %+v with no transaction open, want %+v", got, want)
+	}
+}
+
+func TestHistoryIsTrimmedWithoutTransactions(t *testing.T) {
+	s := New()
+	for i := range 1000 {
+		s.Put("k", fmt.Sprint(i))
+		s.Put(fmt.Sprint("d", i), "x")
+		s.Delete(fmt.Sprint("d", i))
+	}
+	if diff := stats(s); diff != (historyStats{entries: 1}) {
+		t.Errorf("after 1000 overwrites and 1000 put+delete: %+v, want one entry", diff)
+	}
+}
+
+func TestOpenTransactionPinsOnlyWhatItSees(t *testing.T) {
+	s := New()
+	s.Put("k", "v0")
+	s.Put("gone", "x")
+	tx := s.Begin()
+
+	for i := 1; i <= 1000; i++ {
+		s.Put("k", fmt.Sprint("v", i))
+	}
+	s.Delete("gone")
+	for i := range 100 {
+		s.Put(fmt.Sprint("new", i), "x") // created after the snapshot: nothing to pin
+		s.Delete(fmt.Sprint("new", i))
+	}
+	// k: the newest version plus v0, which tx sees; gone: its tombstone plus
+	// the value tx sees. None of the 999 versions in between, nor the values
+	// of the keys created after the snapshot. Their tombstones stay while tx
+	// is open, so that a transaction that read such a key as missing still
+	// detects the change at commit.
+	want := historyStats{entries: 102, tombstones: 101, older: 2}
+	if got := stats(s); got != want {
+		t.Errorf("with one open transaction: %+v, want %+v", got, want)
+	}
+	if v, _ := tx.Get("k"); v != "v0" {
+		t.Errorf("tx.Get(k) = %q, want v0", v)
+	}
+	if v, ok := tx.Get("gone"); !ok || v != "x" {
+		t.Errorf("tx.Get(gone) = %q, %v, want x", v, ok)
+	}
+
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	assertNoHistory(t, s)
+	if s.Len() != 1 {
+		t.Errorf("Len = %d, want 1", s.Len())
+	}
+}
+
+func TestSnapshotsPinTheirOwnVersions(t *testing.T) {
+	s := New()
+	var txns []*Txn
+	for i := range 5 {
+		s.Put("k", fmt.Sprint(i))
+		txns = append(txns, s.Begin())
+		s.Put("k", fmt.Sprint(i, "-unseen")) // never visible to any snapshot
+	}
+	for i := range 10 {
+		s.Put("noise", fmt.Sprint(i)) // newer than every snapshot: only the newest stays
+	}
+	// Each snapshot sees k = i; the "-unseen" versions between are garbage,
+	// except the newest, which is current.
+	if got, want := stats(s), (historyStats{entries: 2, older: 5}); got != want {
+		t.Errorf("with 5 snapshots: %+v, want %+v", got, want)
+	}
+	for i, tx := range txns {
+		if v, _ := tx.Get("k"); v != fmt.Sprint(i) {
+			t.Errorf("snapshot %d reads %q", i, v)
+		}
+	}
+	// Ending the oldest releases what only it could see.
+	txns[0].Rollback()
+	if got, want := stats(s), (historyStats{entries: 2, older: 4}); got != want {
+		t.Errorf("after ending the oldest: %+v, want %+v", got, want)
+	}
+	for _, tx := range txns[1:] {
+		tx.Commit()
+	}
+	assertNoHistory(t, s)
+}
+
+func TestCommittedTransactionsLeaveNoHistory(t *testing.T) {
+	s := New()
+	for i := range 200 {
+		err := s.Update(func(tx *Txn) error {
+			for j := range 10 {
+				k := fmt.Sprint("k", j)
+				v, _ := tx.Get(k)
+				tx.Put(k, v+"x")
+			}
+			if i%2 == 0 {
+				_, err := tx.Delete("k3")
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertNoHistory(t, s)
+}
+
+// TestHeapStaysBoundedUnderOverwrites overwrites a set of large values many
+// times and checks the live heap afterwards holds about one copy of them,
+// both with no transaction open and after a long one has ended.
+func TestHeapStaysBoundedUnderOverwrites(t *testing.T) {
+	const keys, size, rounds = 1000, 4096, 20
+	live := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	s := New()
+	base := live()
+	overwrite := func(round int) {
+		for k := range keys {
+			s.Put(fmt.Sprint("k", k), strings.Repeat(string(rune('a'+round%26)), size))
+		}
+	}
+	for r := range rounds {
+		overwrite(r)
+	}
+	oneCopy := uint64(keys * size)
+	if grew := live() - base; grew > 2*oneCopy {
+		t.Errorf("heap grew %d bytes for %d bytes of live values", grew, oneCopy)
+	}
+
+	tx := s.Begin()
+	for r := range rounds {
+		overwrite(r)
+	}
+	// The open transaction pins one older copy, not twenty.
+	if grew := live() - base; grew > 3*oneCopy {
+		t.Errorf("with an open transaction heap grew %d bytes; one pinned copy is %d", grew, oneCopy)
+	}
+	tx.Rollback()
+	if grew := live() - base; grew > 2*oneCopy {
+		t.Errorf("after the transaction ended heap grew %d bytes for %d bytes of live values", grew, oneCopy)
+	}
+	runtime.KeepAlive(s)
+}
