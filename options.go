@@ -1,0 +1,150 @@
+package kvstore
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the Server options.
+const (
+	// DefaultAddr is the address ListenAndServe listens on.
+	DefaultAddr = ":4000"
+	// DefaultMaxClients is the number of connections served at once.
+	DefaultMaxClients = 10000
+	// DefaultMaxLineBytes is the longest request line accepted (1 MiB).
+	DefaultMaxLineBytes = 1 << 20
+	// DefaultWriteTimeout bounds how long one batch of responses may take
+	// to be written to a client before the client is disconnected.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultShutdownTimeout bounds the graceful shutdown that Serve and
+	// ListenAndServe perform when their context is cancelled.
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Option configures a Server; pass Options to NewServer.
+//
+// Options never fail: a value out of range keeps the default (see each
+// option), so a zero value from an unset flag is harmless.
+type Option func(*serverConfig)
+
+type serverConfig struct {
+	addr            string
+	maxClients      int
+	maxLineBytes    int
+	idleTimeout     time.Duration
+	writeTimeout    time.Duration
+	shutdownTimeout time.Duration
+	maxTxnDepth     int
+	logger          *slog.Logger
+}
+
+func defaultConfig() serverConfig {
+	return serverConfig{
+		addr:            DefaultAddr,
+		maxClients:      DefaultMaxClients,
+		maxLineBytes:    DefaultMaxLineBytes,
+		writeTimeout:    DefaultWriteTimeout,
+		shutdownTimeout: DefaultShutdownTimeout,
+		maxTxnDepth:     DefaultMaxTxnDepth,
+		logger:          slog.New(slog.DiscardHandler),
+	}
+}
+
+// WithAddr sets the TCP address ListenAndServe listens on, in the form
+// net.Listen accepts ("host:port", ":4000", "127.0.0.1:0"). The default
+// is DefaultAddr (":4000"); an empty string keeps it. Serve ignores it.
+func WithAddr(addr string) Option {
+	return func(c *serverConfig) {
+		if addr != "" {
+			c.addr = addr
+		}
+	}
+}
+
+// WithMaxClients sets how many connections are served at once (default
+// DefaultMaxClients, 10,000). A connection over the limit gets one error
+// response line and is closed; connected clients are not disturbed. A value
+// of zero or less keeps the default.
+func WithMaxClients(n int) Option {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxClients = n
+		}
+	}
+}
+
+// WithMaxLineBytes sets the longest request line accepted, in bytes, not
+// counting the "\n" that ends it (default DefaultMaxLineBytes, 1 MiB). A
+// longer line gets one error response, the rest of it is skipped, and the
+// connection carries on with the next line. The server never buffers more
+// than this for one line. A value of zero or less keeps the default.
+func WithMaxLineBytes(n int) Option {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxLineBytes = n
+		}
+	}
+}
+
+// WithIdleTimeout closes a connection that has not completed a request
+// line within d of the server waiting for one (a client that sends nothing,
+// or one byte now and then, is disconnected). Zero or less turns the idle
+// timeout off, the default.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *serverConfig) {
+		if d < 0 {
+			d = 0
+		}
+		c.idleTimeout = d
+	}
+}
+
+// WithWriteTimeout bounds how long writing one batch of responses to a
+// client may take (default DefaultWriteTimeout, 10s). A client that does
+// not read its responses fills the socket buffers, the write times out and
+// the client is disconnected, so the server's memory stays bounded. A value
+// of zero or less keeps the default: the timeout cannot be turned off.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.writeTimeout = d
+		}
+	}
+}
+
+// WithShutdownTimeout bounds the graceful shutdown that Serve and
+// ListenAndServe run when their context is cancelled (default
+// DefaultShutdownTimeout, 10s); connections still busy after it are closed
+// forcibly. Shutdown itself uses the context it is given instead. A value
+// of zero or less keeps the default.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.shutdownTimeout = d
+		}
+	}
+}
+
+// WithMaxTxnDepth sets how many nested transaction levels (START inside
+// START) a connection may open (default DefaultMaxTxnDepth, 100); the START
+// over the limit gets an error response. A value of zero or less keeps the
+// default; values above the engine's MaxTxnDepth are lowered to it.
+func WithMaxTxnDepth(n int) Option {
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxTxnDepth = min(n, MaxTxnDepth)
+		}
+	}
+}
+
+// WithLogger sets the logger. The server logs the listen address at Info,
+// connects, disconnects and rejected connections at Debug, and unexpected
+// errors at Warn or Error; it never logs per request. The default, and a
+// nil logger, discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *serverConfig) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
