@@ -65,6 +65,9 @@ func (m Mop) String() string {
 	if m.Kind == Append {
 		return fmt.Sprintf("[append %s %d]", m.Key, m.Value)
 	}
+	if n := len(m.List); n > 8 {
+		return fmt.Sprintf("[r %s ...(%d more),%s]", m.Key, n-6, FormatList(m.List[n-6:]))
+	}
 	return fmt.Sprintf("[r %s %s]", m.Key, FormatList(m.List))
 }
 

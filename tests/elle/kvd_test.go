@@ -1,0 +1,68 @@
+package elle
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kvd-dev/kvstore/tests/harness"
+	"github.com/kvd-dev/kvstore/tests/proxy"
+)
+
+func workload(seed uint64) Config {
+	c := Config{Clients: 6, Keys: 4, TxnsPerClient: 120, MaxMops: 4, Duration: 15 * time.Second, Seed: seed}
+	if testing.Short() {
+		c.TxnsPerClient = 40
+	}
+	return c
+}
+
+func runElle(t *testing.T, addr string, cfg Config) *Report {
+	t.Helper()
+	h, err := Run(addr, cfg)
+	if err != nil {
+		t.Fatalf("workload: %v", err)
+	}
+	rep := Check(h, Options{RealTime: true})
+	t.Logf("%d transactions: %s", len(h), rep)
+	return rep
+}
+
+// TestElleKVD: list-append transactions (with nested transactions and
+// rollbacks) from concurrent clients over TCP must be strictly
+// serializable: no anomaly of any kind.
+func TestElleKVD(t *testing.T) {
+	base := harness.Goroutines()
+	srv := harness.Start(t)
+	rep := runElle(t, srv.Addr, workload(1))
+	if !rep.Valid() {
+		t.Fatalf("anomalies on kvd:\n%s", rep)
+	}
+	if rep.Committed < 50 || rep.Edges["rw"] == 0 || rep.Edges["wr"] == 0 || rep.Edges["ww"] == 0 {
+		t.Fatalf("history too thin to mean anything: %s", rep)
+	}
+	if err := srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	harness.CheckGoroutines(t, base)
+}
+
+// TestElleRejectsBrokenVariants runs the same workload through each broken
+// proxy; the checker must report anomalies for every one.
+func TestElleRejectsBrokenVariants(t *testing.T) {
+	for _, mode := range []proxy.Mode{proxy.SplitTxn, proxy.IgnoreConflicts, proxy.StaleReads} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := harness.Start(t)
+			p, err := proxy.Start(srv.Addr, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			cfg := workload(2)
+			cfg.TxnsPerClient = 40
+			rep := runElle(t, p.Addr(), cfg)
+			if rep.Valid() {
+				t.Fatalf("checker accepted the %s variant: %s", mode, rep)
+			}
+		})
+	}
+}
