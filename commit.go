@@ -20,29 +20,32 @@ func (s *Store) commit(t *Txn) error {
 		}
 	}()
 
-	if len(writes) == 0 {
+	if writes.len() == 0 {
 		return nil // read-only: never conflicts
 	}
-	for key := range reads {
-		if s.lastCommit(key) > readTs {
+	for _, r := range reads.items {
+		if s.lastCommit(r.key) > readTs {
 			return ErrConflict
 		}
 	}
 
 	var locked [numShards / 64]uint64
-	for key := range writes {
-		i := s.shardIndex(key)
+	shards := o.shardScratch[:0]
+	for _, w := range writes.items {
+		i := s.shardIndex(w.key)
+		shards = append(shards, uint16(i))
 		if locked[i/64]&(1<<(i%64)) == 0 {
 			locked[i/64] |= 1 << (i % 64)
 			s.shards[i].mu.Lock()
 		}
 	}
+	o.shardScratch = shards
 
 	ts := o.committed.Load() + 1
 	active := s.activeForInstall()
 	var delta int64
-	for key, w := range writes {
-		sh := s.shardFor(key)
+	for j, it := range writes.items {
+		key, w, sh := it.key, it.val, &s.shards[shards[j]]
 		switch {
 		case !w.del:
 			if s.install(sh, key, w.val, ts, active) {
@@ -85,7 +88,8 @@ func (s *Store) end(t *Txn) {
 // could see may now be trimmed. Requires s.oracle.mu.
 func (s *Store) release(t *Txn) (oldestEnded bool) {
 	t.levels = nil
-	t.levelBuf = [2]map[string]write{}
-	t.reads = nil
+	t.levelBuf = [2]keyed[write]{}
+	t.reads = keyed[struct{}]{}
+	t.arena = keyArena{}
 	return s.oracle.endLocked(t.readTs)
 }

@@ -36,6 +36,9 @@ type oracle struct {
 	// tombstone) for the sake of open snapshots; they are trimmed again when
 	// the oldest snapshot ends.
 	dirty map[string]struct{}
+
+	// shardScratch holds the shard of each write during a commit.
+	shardScratch []uint16
 }
 
 type snapshot struct {

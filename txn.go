@@ -1,6 +1,5 @@
 package kvstore
 
-import "strings"
 
 // Txn is a transaction: a snapshot of the store to read from, a buffer of
 // writes, and the set of keys read, checked for conflicts at commit. It may
@@ -15,16 +14,17 @@ type Txn struct {
 	readTs   uint64
 	readOnly bool
 
-	// levels holds the writes of each open level, outermost first; a nil
-	// map is a level with no writes yet. len(levels) is the depth; nil once
-	// the outermost level has ended.
-	levels   []map[string]write
-	levelBuf [2]map[string]write
+	// levels holds the writes of each open level, outermost first.
+	// len(levels) is the depth; nil once the outermost level has ended.
+	levels   []keyed[write]
+	levelBuf [2]keyed[write]
 
 	// reads is the set of keys whose snapshot value (or absence) the
 	// transaction observed; the outermost Commit fails if any of them has
-	// been changed by a commit after readTs.
-	reads map[string]struct{}
+	// been changed by a commit after readTs. The keys are copies, made in
+	// arena, so callers may reuse the memory of the keys they pass.
+	reads keyed[struct{}]
+	arena keyArena
 }
 
 // write is one buffered write: a value, or a deletion.
@@ -54,8 +54,8 @@ func (t *Txn) Get(key string) (value string, ok bool) {
 // ownWrite returns the innermost buffered write of key.
 func (t *Txn) ownWrite(key string) (write, bool) {
 	for i := len(t.levels) - 1; i >= 0; i-- {
-		if w, ok := t.levels[i][key]; ok {
-			return w, true
+		if j := t.levels[i].find(key); j >= 0 {
+			return t.levels[i].items[j].val, true
 		}
 	}
 	return write{}, false
@@ -65,13 +65,9 @@ func (t *Txn) recordRead(key string) {
 	if t.readOnly {
 		return // a read-only transaction never conflicts
 	}
-	if _, seen := t.reads[key]; seen {
-		return
+	if t.reads.find(key) < 0 {
+		t.reads.set(t.arena.clone(key), struct{}{})
 	}
-	if t.reads == nil {
-		t.reads = make(map[string]struct{})
-	}
-	t.reads[strings.Clone(key)] = struct{}{}
 }
 
 // Put sets key to value in the innermost level. Nothing is visible to others
@@ -81,7 +77,7 @@ func (t *Txn) Put(key, value string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	t.top()[key] = write{val: value}
+	t.top().set(key, write{val: value})
 	return nil
 }
 
@@ -94,7 +90,7 @@ func (t *Txn) Delete(key string) (existed bool, err error) {
 		return false, err
 	}
 	if _, existed = t.Get(key); existed {
-		t.top()[key] = write{del: true}
+		t.top().set(key, write{del: true})
 	}
 	return existed, nil
 }
@@ -109,13 +105,9 @@ func (t *Txn) writable() error {
 	return nil
 }
 
-// top returns the write buffer of the innermost level, creating it.
-func (t *Txn) top() map[string]write {
-	i := len(t.levels) - 1
-	if t.levels[i] == nil {
-		t.levels[i] = make(map[string]write)
-	}
-	return t.levels[i]
+// top returns the write buffer of the innermost level.
+func (t *Txn) top() *keyed[write] {
+	return &t.levels[len(t.levels)-1]
 }
 
 // Begin opens a nested level. Its writes are seen by this transaction at
@@ -128,7 +120,7 @@ func (t *Txn) Begin() error {
 	case len(t.levels) >= MaxTxnDepth:
 		return ErrTxnTooDeep
 	}
-	t.levels = append(t.levels, nil)
+	t.levels = append(t.levels, keyed[write]{})
 	return nil
 }
 
@@ -152,15 +144,15 @@ func (t *Txn) Commit() error {
 func (t *Txn) foldTop() {
 	n := len(t.levels)
 	inner := t.levels[n-1]
-	t.levels[n-1] = nil
+	t.levels[n-1] = keyed[write]{}
 	t.levels = t.levels[:n-1]
-	switch parent := t.levels[n-2]; {
-	case parent == nil:
-		t.levels[n-2] = inner
-	default:
-		for k, w := range inner {
-			parent[k] = w
-		}
+	parent := &t.levels[n-2]
+	if parent.len() == 0 {
+		*parent = inner
+		return
+	}
+	for _, it := range inner.items {
+		parent.set(it.key, it.val)
 	}
 }
 
@@ -186,7 +178,7 @@ func (t *Txn) Rollback() error {
 		return nil
 	}
 	n := len(t.levels)
-	t.levels[n-1] = nil
+	t.levels[n-1] = keyed[write]{}
 	t.levels = t.levels[:n-1]
 	return nil
 }

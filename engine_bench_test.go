@@ -1,0 +1,167 @@
+package kvstore
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+)
+
+const benchKeys = 100_000
+
+// benchStore returns a store with benchKeys keys of 64-byte values and the
+// keys themselves.
+func benchStore(b *testing.B) (*Store, []string) {
+	b.Helper()
+	s := New()
+	keys := make([]string, benchKeys)
+	val := string(make([]byte, 64))
+	for i := range keys {
+		keys[i] = "key:" + strconv.Itoa(i)
+		s.Put(keys[i], val)
+	}
+	return s, keys
+}
+
+func BenchmarkStoreGet(b *testing.B) {
+	s, keys := benchStore(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Get(keys[i%benchKeys])
+		i++
+	}
+}
+
+func BenchmarkStoreGetParallel(b *testing.B) {
+	s, keys := benchStore(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s.Get(keys[i%benchKeys])
+			i += 7
+		}
+	})
+}
+
+func BenchmarkStorePut(b *testing.B) {
+	s, keys := benchStore(b)
+	val := string(make([]byte, 64))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Put(keys[i%benchKeys], val)
+		i++
+	}
+}
+
+func BenchmarkStorePutParallel(b *testing.B) {
+	s, keys := benchStore(b)
+	val := string(make([]byte, 64))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s.Put(keys[i%benchKeys], val)
+			i += 7
+		}
+	})
+}
+
+// BenchmarkStoreMixParallel is 90% Get, 10% Put from every core.
+func BenchmarkStoreMixParallel(b *testing.B) {
+	s, keys := benchStore(b)
+	val := string(make([]byte, 64))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if i%10 == 0 {
+				s.Put(keys[i%benchKeys], val)
+			} else {
+				s.Get(keys[i%benchKeys])
+			}
+			i += 7
+		}
+	})
+}
+
+// BenchmarkTxnCommit commits a transaction that reads and writes n keys.
+func BenchmarkTxnCommit(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprint("writes=", n), func(b *testing.B) {
+			s, keys := benchStore(b)
+			val := string(make([]byte, 64))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				tx := s.Begin()
+				for j := range n {
+					k := keys[(i+j*997)%benchKeys]
+					tx.Get(k)
+					tx.Put(k, val)
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkTxnBlindCommit commits n writes without reads: no validation.
+func BenchmarkTxnBlindCommit(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprint("writes=", n), func(b *testing.B) {
+			s, keys := benchStore(b)
+			val := string(make([]byte, 64))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				tx := s.Begin()
+				for j := range n {
+					tx.Put(keys[(i+j*997)%benchKeys], val)
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkView reads 10 keys in a read-only transaction.
+func BenchmarkView(b *testing.B) {
+	s, keys := benchStore(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.View(func(tx *Txn) error {
+			for j := range 10 {
+				tx.Get(keys[(i+j*997)%benchKeys])
+			}
+			return nil
+		})
+		i++
+	}
+}
+
+// BenchmarkViewParallel is BenchmarkView from every core.
+func BenchmarkViewParallel(b *testing.B) {
+	s, keys := benchStore(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			s.View(func(tx *Txn) error {
+				for j := range 10 {
+					tx.Get(keys[(i+j*997)%benchKeys])
+				}
+				return nil
+			})
+			i++
+		}
+	})
+}
