@@ -1,6 +1,5 @@
 package kvstore
 
-
 // Txn is a transaction: a snapshot of the store to read from, a buffer of
 // writes, and the set of keys read, checked for conflicts at commit. It may
 // be nested: Begin opens a level, and Commit and Rollback end the innermost
