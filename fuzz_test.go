@@ -1,0 +1,214 @@
+package kvstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"testing"
+	"unicode/utf8"
+)
+
+// Seeds for these targets live in testdata/fuzz/<FuzzName>/; run one with
+// e.g. go test -run XXX -fuzz FuzzSession -fuzztime 30s .
+
+// FuzzParseRequest checks that the parser never panics, that whatever it
+// accepts is well-formed and survives a round trip through Request.String,
+// and that every rejection is one of the documented errors.
+func FuzzParseRequest(f *testing.F) {
+	f.Fuzz(func(t *testing.T, line []byte) {
+		req, err := ParseRequest(line)
+		if err != nil {
+			for _, s := range []error{ErrEmptyRequest, ErrUnknownCommand, ErrWrongArguments, ErrInvalidKey, ErrInvalidUTF8, ErrInvalidValue} {
+				if errors.Is(err, s) {
+					return
+				}
+			}
+			t.Fatalf("ParseRequest(%q): undocumented error %v", line, err)
+		}
+		if verr := req.Validate(); verr != nil {
+			t.Fatalf("ParseRequest(%q) = %+v, which does not validate: %v", line, req, verr)
+		}
+		switch req.Cmd {
+		case CmdPut:
+			if req.Value == nil {
+				t.Fatalf("PUT without a value: %q", line)
+			}
+		case CmdGet, CmdDel:
+		default:
+			if req.Key != nil || req.Value != nil {
+				t.Fatalf("%v with arguments: %q", req.Cmd, line)
+			}
+		}
+		back, err := ParseRequest([]byte(req.String() + "\r\n"))
+		if err != nil {
+			t.Fatalf("re-parsing %q: %v", req.String(), err)
+		}
+		if back.Cmd != req.Cmd || !bytes.Equal(back.Key, req.Key) || !bytes.Equal(back.Value, req.Value) {
+			t.Fatalf("round trip of %q: %+v != %+v", line, back, req)
+		}
+	})
+}
+
+// FuzzAppendResponse checks that the encoder's output is always valid JSON,
+// byte for byte what encoding/json produces (HTML escaping off), and that it
+// decodes back to the same strings when they are valid UTF-8.
+func FuzzAppendResponse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, result, mesg string, isErr, hasResult bool) {
+		r := Response{Result: result, HasResult: hasResult, Mesg: mesg}
+		if isErr {
+			r.Status = StatusError
+		}
+		if !hasResult {
+			r.Result = ""
+		}
+		got := AppendResponse([]byte("prefix"), r)
+		if !bytes.HasPrefix(got, []byte("prefix")) {
+			t.Fatal("AppendResponse clobbered dst")
+		}
+		got = got[len("prefix"):]
+		if n := bytes.IndexByte(got, '\n'); n != len(got)-1 {
+			t.Fatalf("not exactly one line: %q", got)
+		}
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON: %q", got)
+		}
+		if want := referenceResponse(t, r); string(got) != want {
+			t.Fatalf("AppendResponse = %q, encoding/json gives %q", got, want)
+		}
+		back, err := ParseResponse(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if utf8.ValidString(result) && utf8.ValidString(mesg) && back != r {
+			t.Fatalf("round trip: %+v != %+v", back, r)
+		}
+	})
+}
+
+// sessionModel is the obvious sequential model of one client: a map, and a
+// stack of overlay maps for the open transaction levels (a nil value is a
+// delete).
+type sessionModel struct {
+	base     map[string]string
+	levels   []map[string]*string
+	maxDepth int
+}
+
+func (m *sessionModel) get(k string) (string, bool) {
+	for i := len(m.levels) - 1; i >= 0; i-- {
+		if v, ok := m.levels[i][k]; ok {
+			if v == nil {
+				return "", false
+			}
+			return *v, true
+		}
+	}
+	v, ok := m.base[k]
+	return v, ok
+}
+
+func (m *sessionModel) set(k string, v *string) {
+	if n := len(m.levels); n > 0 {
+		m.levels[n-1][k] = v
+		return
+	}
+	if v == nil {
+		delete(m.base, k)
+	} else {
+		m.base[k] = *v
+	}
+}
+
+// expect returns the response the model gives to line.
+func (m *sessionModel) expect(line []byte) Response {
+	req, err := ParseRequest(line)
+	if err != nil {
+		return Response{Status: StatusError, Mesg: err.Error()}
+	}
+	errResp := func(mesg string) Response { return Response{Status: StatusError, Mesg: mesg} }
+	key := string(req.Key)
+	switch req.Cmd {
+	case CmdPut:
+		v := string(req.Value)
+		m.set(key, &v)
+	case CmdGet:
+		v, ok := m.get(key)
+		if !ok {
+			return errResp(mesgKeyNotFound + key)
+		}
+		return Response{Result: v, HasResult: true}
+	case CmdDel:
+		if _, ok := m.get(key); !ok {
+			return errResp(mesgKeyNotFound + key)
+		}
+		m.set(key, nil)
+	case CmdStart:
+		if len(m.levels) >= m.maxDepth {
+			return errResp(mesgTooDeep + strconv.Itoa(m.maxDepth) + " levels")
+		}
+		m.levels = append(m.levels, map[string]*string{})
+	case CmdCommit, CmdRollback:
+		n := len(m.levels)
+		if n == 0 {
+			return errResp(mesgNoTxn)
+		}
+		top := m.levels[n-1]
+		m.levels = m.levels[:n-1]
+		if req.Cmd == CmdCommit {
+			for k, v := range top {
+				m.set(k, v)
+			}
+		}
+	case CmdPing:
+		return Response{Result: "PONG", HasResult: true}
+	case CmdHelp:
+		return Response{Result: helpText, HasResult: true}
+	case CmdExit:
+		return Response{Mesg: "Bye"}
+	}
+	return Response{}
+}
+
+// FuzzSession runs a stream of request lines through a Session on a real
+// Store and through sessionModel, and compares every response and, at the
+// end (after Close rolls back what is still open), the store's contents.
+func FuzzSession(f *testing.F) {
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		store := New()
+		s := NewSession(store, 3)
+		m := &sessionModel{base: map[string]string{}, maxDepth: 3}
+		keys := map[string]bool{}
+		var out []byte
+		for _, line := range bytes.Split(stream, []byte("\n")) {
+			if req, err := ParseRequest(line); err == nil && req.Key != nil {
+				keys[string(req.Key)] = true
+			}
+			want := AppendResponse(nil, m.expect(line))
+			// A fresh copy of the line, clobbered afterwards, catches a
+			// Session that keeps a view of its input.
+			buf := append([]byte(nil), line...)
+			out, _ = s.ExecuteLine(out[:0], buf)
+			for i := range buf {
+				buf[i] = 0
+			}
+			if !bytes.Equal(out, want) {
+				t.Fatalf("%q: got %q, model says %q", line, out, want)
+			}
+			if s.Depth() != len(m.levels) {
+				t.Fatalf("%q: depth %d, model %d", line, s.Depth(), len(m.levels))
+			}
+		}
+		s.Close()
+		for k := range keys {
+			got, gok := store.Get(k)
+			want, wok := m.base[k]
+			if got != want || gok != wok {
+				t.Fatalf("after Close, store %q = %q,%v; model %q,%v", k, got, gok, want, wok)
+			}
+		}
+		if store.Len() != len(m.base) {
+			t.Fatalf("store has %d keys, model %d", store.Len(), len(m.base))
+		}
+	})
+}
