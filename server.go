@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -31,6 +32,10 @@ const (
 	keepOutBytes = 256 << 10
 	// rejectTimeout bounds the error line written to a rejected client.
 	rejectTimeout = time.Second
+	// lingerTimeout and lingerBytes bound how long and how much input is
+	// drained when closing a connection gracefully.
+	lingerTimeout = 250 * time.Millisecond
+	lingerBytes   = 1 << 20
 )
 
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
@@ -274,6 +279,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// lingerClose makes sure the responses already written reach the client
+// before the connection is closed: closing a socket with unread input makes
+// the kernel send a reset, which can destroy responses still in flight (a
+// client that pipelines requests after EXIT). So, like net/http, it shuts
+// down the sending side and then reads and discards input until the client
+// closes too, for a short, bounded time.
+func lingerClose(nc net.Conn) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	io.CopyN(io.Discard, nc, lingerBytes)
+}
+
 // serveConn runs one connection until it ends: the client quits or hangs
 // up, an I/O error or timeout, or shutdown.
 func (s *Server) serveConn(c *serverConn) {
@@ -286,6 +306,9 @@ func (s *Server) serveConn(c *serverConn) {
 			reason = "panic"
 		}
 		c.sess.Close() // roll back an open transaction
+		if reason == "quit" || reason == "shutdown" {
+			lingerClose(c.nc)
+		}
 		c.nc.Close()
 		s.mu.Lock()
 		delete(s.conns, c)

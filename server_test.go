@@ -40,6 +40,11 @@ type countingConn struct {
 	writes *atomic.Int64
 }
 
+// CloseWrite passes through, so that the server's graceful close works.
+func (c *countingConn) CloseWrite() error {
+	return c.Conn.(*net.TCPConn).CloseWrite()
+}
+
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(p)
@@ -252,6 +257,17 @@ func TestServerRequestTable(t *testing.T) {
 			t.Errorf("%s mismatch (-want +got):\n%s", bye, diff)
 		}
 		c.expectEOF()
+	}
+	// Requests pipelined after EXIT are not executed, and do not make the
+	// server reset the connection before Bye arrives.
+	c2 := ts.dial(t)
+	c2.send("PUT before 1\nEXIT\nPUT after 1\n" + strings.Repeat("PING\n", 1000))
+	if diff := cmp.Diff([]string{respOK, `{"status":"Ok","mesg":"Bye"}`}, []string{c2.recv(), c2.recv()}); diff != "" {
+		t.Errorf("pipelined EXIT mismatch (-want +got):\n%s", diff)
+	}
+	c2.expectEOF()
+	if _, found := ts.store.Get("after"); found {
+		t.Error("request after EXIT was executed")
 	}
 	waitFor(t, "EXITed connections to be gone", func() bool { return ts.numConns() == 1 })
 }
