@@ -32,6 +32,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type options struct {
 	seed      uint64
 	dialTO    time.Duration
 	graceTime time.Duration
+	cpuProf   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -86,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle connections, hold them for -d, close them, and exit (for RSS measurements)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for key choice")
 	fs.DurationVar(&o.dialTO, "dial-timeout", 5*time.Second, "timeout for each connect")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a CPU profile of kvbench itself to this file")
 	fs.DurationVar(&o.graceTime, "grace", 10*time.Second, "how long to wait for replies after the run ends before closing connections")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: kvbench [flags]\n\nA redis-benchmark style load generator for kvd (and redis-server with -proto resp).\n\n")
@@ -191,6 +194,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "kvbench:", err)
 		return 2
+	}
+
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			fmt.Fprintln(stderr, "kvbench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "kvbench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	stop := new(atomic.Bool)
