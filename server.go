@@ -22,9 +22,13 @@ var ErrServerClosed = errors.New("kvstore: server closed")
 
 // Sizes of the per-connection buffers.
 const (
-	// readBufferSize is the read buffer a connection starts with and
-	// returns to; it grows up to the line limit only for a longer line.
-	readBufferSize = 16 << 10
+	// minReadBuffer is the read buffer a connection starts with: small, so
+	// that idle connections cost little. A read that fills the buffer
+	// doubles it, up to maxReadBuffer, for clients that stream pipelined
+	// requests. Only a line longer than that grows it further (up to the
+	// line limit), and the buffer returns to maxReadBuffer after it.
+	minReadBuffer = 1 << 10
+	maxReadBuffer = 64 << 10
 	// flushThreshold is how many bytes of responses are collected before
 	// they are written even though more requests are buffered.
 	flushThreshold = 64 << 10
@@ -325,7 +329,8 @@ func (s *Server) connLoop(c *serverConn) string {
 	var (
 		nc       = c.nc
 		maxLine  = s.cfg.maxLineBytes
-		buf      = make([]byte, readBufferSize)
+		buf      = make([]byte, minReadBuffer)
+		filled   bool   // the last read filled buf: the client streams
 		start    int    // first unprocessed byte in buf
 		end      int    // end of the data in buf
 		skipping bool   // discarding the rest of an over-long line
@@ -394,9 +399,14 @@ func (s *Server) connLoop(c *serverConn) string {
 				nb := make([]byte, min(2*len(buf), maxLine+1))
 				copy(nb, buf[:end])
 				buf = nb
-			} else if len(buf) > readBufferSize && end < readBufferSize/2 {
+			} else if filled && len(buf) < maxReadBuffer {
+				// The client streams requests: read more per system call.
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:end])
+				buf = nb
+			} else if len(buf) > maxReadBuffer && end < maxReadBuffer/2 {
 				// A long line is done: give the memory back.
-				nb := make([]byte, readBufferSize)
+				nb := make([]byte, maxReadBuffer)
 				copy(nb, buf[:end])
 				buf = nb
 			}
@@ -419,6 +429,7 @@ func (s *Server) connLoop(c *serverConn) string {
 		}
 		n, err := nc.Read(buf[end:])
 		end += n
+		filled = end == len(buf)
 		if err != nil {
 			if s.closing.Load() {
 				// Answer complete requests that came with the last read,
