@@ -46,8 +46,13 @@ func (r Response) Message() string {
 	return *r.Mesg
 }
 
-// String renders the response for test failure messages.
+// String renders the response for test failure messages; a long result is
+// abbreviated.
 func (r Response) String() string {
+	if r.Result != nil && len(*r.Result) > 100 {
+		short := fmt.Sprintf("%s...(%d bytes)", (*r.Result)[:40], len(*r.Result))
+		r.Result = &short
+	}
 	b, _ := json.Marshal(r)
 	return string(b)
 }
