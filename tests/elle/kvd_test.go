@@ -9,9 +9,9 @@ import (
 )
 
 func workload(seed uint64) Config {
-	c := Config{Clients: 6, Keys: 4, TxnsPerClient: 120, MaxMops: 4, Duration: 15 * time.Second, Seed: seed}
+	c := Config{Clients: 6, Keys: 4, TxnsPerClient: 200, MaxMops: 4, Duration: 15 * time.Second, Seed: seed}
 	if testing.Short() {
-		c.TxnsPerClient = 40
+		c.TxnsPerClient = 60
 	}
 	return c
 }
@@ -33,12 +33,18 @@ func runElle(t *testing.T, addr string, cfg Config) *Report {
 func TestElleKVD(t *testing.T) {
 	base := harness.Goroutines()
 	srv := harness.Start(t)
-	rep := runElle(t, srv.Addr, workload(1))
-	if !rep.Valid() {
-		t.Fatalf("anomalies on kvd:\n%s", rep)
-	}
-	if rep.Committed < 50 || rep.Edges["rw"] == 0 || rep.Edges["wr"] == 0 || rep.Edges["ww"] == 0 {
-		t.Fatalf("history too thin to mean anything: %s", rep)
+	// Few keys: heavy contention, many conflicts. More keys and clients:
+	// longer transactions that commit more often.
+	wide := workload(2)
+	wide.Clients, wide.Keys, wide.MaxMops, wide.KeyPrefix = 8, 10, 6, "wide-"
+	for _, cfg := range []Config{workload(1), wide} {
+		rep := runElle(t, srv.Addr, cfg)
+		if !rep.Valid() {
+			t.Fatalf("anomalies on kvd:\n%s", rep)
+		}
+		if rep.Committed < 100 || rep.Edges["rw"] == 0 || rep.Edges["wr"] == 0 || rep.Edges["ww"] == 0 {
+			t.Fatalf("history too thin to mean anything: %s", rep)
+		}
 	}
 	if err := srv.Shutdown(5 * time.Second); err != nil {
 		t.Fatal(err)

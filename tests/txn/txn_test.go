@@ -18,6 +18,7 @@ var scenarios = []struct {
 	{"LostUpdate", lostUpdate, []proxy.Mode{proxy.SplitTxn, proxy.IgnoreConflicts, proxy.StaleReads}},
 	{"WriteSkew", writeSkew, []proxy.Mode{proxy.SplitTxn, proxy.IgnoreConflicts}},
 	{"AtomicVisibility", atomicVisibility, []proxy.Mode{proxy.SplitTxn, proxy.IgnoreConflicts, proxy.StaleReads}},
+	{"ConflictRules", conflictRules, []proxy.Mode{proxy.SplitTxn, proxy.IgnoreConflicts}},
 }
 
 // TestTransactionSafety runs every scenario against a real server: no
