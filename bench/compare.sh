@@ -18,6 +18,8 @@
 #   -M        skip the memory (RSS) measurements
 #   -T        skip the throughput scenarios
 #   -p        pin: servers on CPU 0, kvbench on CPU 1 (default: unpinned)
+#   -R DIR    only print the throughput table again from DIR/results.jsonl
+#             of an earlier run (no servers, no builds)
 #
 # Scenarios (GET:PUT 9:1, 64-byte values, 100k keys unless noted):
 #   c50-P1    50 connections, pipeline 1
@@ -37,10 +39,11 @@ DO_TPUT=1
 PIN=0
 KVD_PORT=4001
 REDIS_PORT=6390
+REPORT_ONLY=""
 IDLE_CONNS=10000
 MEM_KEYS=1000000
 
-while getopts "d:r:s:o:MTph" opt; do
+while getopts "d:r:s:o:R:MTph" opt; do
   case $opt in
     d) DUR=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
@@ -49,6 +52,7 @@ while getopts "d:r:s:o:MTph" opt; do
     M) DO_MEM=0 ;;
     T) DO_TPUT=0 ;;
     p) PIN=1 ;;
+    R) REPORT_ONLY=$OPTARG ;;
     h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [-d 5s] [-r 3] [-s names] [-o dir] [-M] [-T] [-p]" >&2; exit 2 ;;
   esac
@@ -87,6 +91,73 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log() { echo "compare: $*" >&2; }
+
+# ---- scenarios and the report ---------------------------------------------------
+
+SCENARIOS=(
+  "c50-P1|-c 50 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
+  "c50-P16|-c 50 -P 16 -ratio 9:1 -vsize 64 -keys 100000"
+  "c4-1:1|-c 4 -P 1 -ratio 1:1 -vsize 64 -keys 100000"
+  "c200|-c 200 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
+  "c50-txn|-c 50 -P 1 -txn 1 -txn-keys 2 -vsize 64 -keys 100000"
+)
+
+selected() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+json_field() { # json_field NAME < JSON lines: per line, the first numeric field NAME
+  awk -v pat="\"$1\":[-0-9.e+]+" 'match($0, pat) {v = substr($0, RSTART, RLENGTH); sub(/^[^:]*:/, "", v); print v}'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+
+print_table() { # print_table RESULTS.jsonl
+  local results=$1
+  echo
+  echo "Throughput and latency: medians of $(grep -c "\"server\":\"kvd\"" "$results" | awk -v n="$(grep -o "\"scenario\":\"[^\"]*\",\"server\":\"kvd\",\"round\":1," "$results" | wc -l)" '{print (n>0)?$1/n:0}') runs per server and scenario (kvd and redis alternating; $results)"
+  printf '%-9s | %11s %11s %6s | %9s %9s %6s | %8s %8s | %s\n' \
+    scenario "kvd ops/s" "redis ops/s" "ratio" "kvd p99" "redis p99" "ratio" "kvd p50" "rds p50" "errors kvd/redis"
+  printf -- '----------+--------------------------------+----------------------------+-------------------+-----------------\n'
+  for sc in "${SCENARIOS[@]}"; do
+    name=${sc%%|*}
+    selected "$name" || continue
+    declare -A m=()
+    for server in kvd redis; do
+      runs=$(grep "\"scenario\":\"$name\",\"server\":\"$server\"" "$results" | sed 's/.*"run"://')
+      m[$server.ops]=$(echo "$runs" | json_field ops_per_sec | median)
+      # Transaction-only scenarios have no single-request latencies:
+      # report the whole transaction's.
+      lat='"latency_us"'
+      [[ $name == *txn* ]] && lat='"txn_latency_us"'
+      m[$server.p99]=$(echo "$runs" | sed "s/.*$lat://" | json_field p99 | median)
+      m[$server.p50]=$(echo "$runs" | sed "s/.*$lat://" | json_field p50 | median)
+      m[$server.err]=$(echo "$runs" | json_field errors | awk '{s+=$1} END {print s+0}')
+      m[$server.conn]=$(echo "$runs" | json_field conn_errors | awk '{s+=$1} END {print s+0}')
+    done
+    printf '%-9s | %11.0f %11.0f %5.2fx | %7.0fus %7.0fus %5.2fx | %6.0fus %6.0fus | %s/%s' \
+      "$name" "${m[kvd.ops]}" "${m[redis.ops]}" "$(awk -v a="${m[kvd.ops]}" -v b="${m[redis.ops]}" 'BEGIN {print (b>0)?a/b:0}')" \
+      "${m[kvd.p99]}" "${m[redis.p99]}" "$(awk -v a="${m[kvd.p99]}" -v b="${m[redis.p99]}" 'BEGIN {print (b>0)?a/b:0}')" \
+      "${m[kvd.p50]}" "${m[redis.p50]}" "${m[kvd.err]}" "${m[redis.err]}"
+    if [ "${m[kvd.conn]}" != 0 ] || [ "${m[redis.conn]}" != 0 ]; then
+      printf '  (broken connections %s/%s)' "${m[kvd.conn]}" "${m[redis.conn]}"
+    fi
+    echo
+    unset m
+  done
+  echo "ratio columns are kvd/redis: throughput > 1 and p99 < 1 favour kvd; c50-txn latencies are per transaction."
+  if grep -q '"scenario":"c50-txn"' "$results"; then
+    for server in kvd redis; do
+      runs=$(grep "\"scenario\":\"c50-txn\",\"server\":\"$server\"" "$results" | sed 's/.*"run"://')
+      t=$(echo "$runs" | json_field txns | awk '{s+=$1} END {print s+0}')
+      c=$(echo "$runs" | json_field conflicts | awk '{s+=$1} END {print s+0}')
+      echo "c50-txn $server: $t transactions, $c conflicts"
+    done
+  fi
+}
+
+if [ -n "$REPORT_ONLY" ]; then
+  print_table "$REPORT_ONLY/results.jsonl"
+  exit 0
+fi
 
 # ---- setup ----------------------------------------------------------------
 
@@ -156,12 +227,6 @@ kvbench() {
   "${CLI_PIN[@]}" "$WORK/kvbench" "${target[@]}" "$@"
 }
 
-json_field() { # json_field NAME < json line: the first numeric field NAME
-  sed -n "s/.*\"$1\":\([-0-9.e+]*\).*/\1/p" | head -1
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
-
 redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 {
   echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
@@ -171,16 +236,6 @@ redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
 } | tee "$OUT/machine.txt"
 
 # ---- throughput and latency ------------------------------------------------
-
-SCENARIOS=(
-  "c50-P1|-c 50 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
-  "c50-P16|-c 50 -P 16 -ratio 9:1 -vsize 64 -keys 100000"
-  "c4-1:1|-c 4 -P 1 -ratio 1:1 -vsize 64 -keys 100000"
-  "c200|-c 200 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
-  "c50-txn|-c 50 -P 1 -txn 1 -txn-keys 2 -vsize 64 -keys 100000"
-)
-
-selected() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 if [ "$DO_TPUT" = 1 ]; then
   start_kvd
@@ -205,42 +260,6 @@ if [ "$DO_TPUT" = 1 ]; then
   done
   stop_servers
 
-  echo
-  echo "Throughput and latency: medians of $ROUNDS runs of $DUR each, kvd and redis alternating"
-  printf '%-9s | %11s %11s %6s | %9s %9s %6s | %8s %8s | %s\n' \
-    scenario "kvd ops/s" "redis ops/s" "ratio" "kvd p99" "redis p99" "ratio" "kvd p50" "rds p50" "errors kvd/redis"
-  printf -- '----------+--------------------------------+----------------------------+-------------------+-----------------\n'
-  for sc in "${SCENARIOS[@]}"; do
-    name=${sc%%|*}
-    selected "$name" || continue
-    declare -A m=()
-    for server in kvd redis; do
-      runs=$(grep "\"scenario\":\"$name\",\"server\":\"$server\"" "$OUT/results.jsonl" | sed 's/.*"run"://')
-      m[$server.ops]=$(echo "$runs" | json_field ops_per_sec | median)
-      m[$server.p99]=$(echo "$runs" | sed 's/.*"latency_us"://' | json_field p99 | median)
-      m[$server.p50]=$(echo "$runs" | sed 's/.*"latency_us"://' | json_field p50 | median)
-      m[$server.err]=$(echo "$runs" | json_field errors | awk '{s+=$1} END {print s+0}')
-      m[$server.conn]=$(echo "$runs" | json_field conn_errors | awk '{s+=$1} END {print s+0}')
-    done
-    printf '%-9s | %11.0f %11.0f %5.2fx | %7.0fus %7.0fus %5.2fx | %6.0fus %6.0fus | %s/%s' \
-      "$name" "${m[kvd.ops]}" "${m[redis.ops]}" "$(awk -v a="${m[kvd.ops]}" -v b="${m[redis.ops]}" 'BEGIN {print (b>0)?a/b:0}')" \
-      "${m[kvd.p99]}" "${m[redis.p99]}" "$(awk -v a="${m[kvd.p99]}" -v b="${m[redis.p99]}" 'BEGIN {print (b>0)?a/b:0}')" \
-      "${m[kvd.p50]}" "${m[redis.p50]}" "${m[kvd.err]}" "${m[redis.err]}"
-    if [ "${m[kvd.conn]}" != 0 ] || [ "${m[redis.conn]}" != 0 ]; then
-      printf '  (broken connections %s/%s)' "${m[kvd.conn]}" "${m[redis.conn]}"
-    fi
-    echo
-    unset m
-  done
-  echo "ratio columns are kvd/redis: throughput > 1 and p99 < 1 favour kvd."
-  if grep -q '"scenario":"c50-txn"' "$OUT/results.jsonl"; then
-    for server in kvd redis; do
-      runs=$(grep "\"scenario\":\"c50-txn\",\"server\":\"$server\"" "$OUT/results.jsonl" | sed 's/.*"run"://')
-      t=$(echo "$runs" | json_field txns | awk '{s+=$1} END {print s+0}')
-      c=$(echo "$runs" | json_field conflicts | awk '{s+=$1} END {print s+0}')
-      echo "c50-txn $server: $t transactions, $c conflicts"
-    done
-  fi
 fi
 
 # ---- memory -------------------------------------------------------------------
