@@ -51,6 +51,27 @@ func TestLinearizableKVD(t *testing.T) {
 	harness.CheckGoroutines(t, base)
 }
 
+// TestLinearizablePipelinedKVD: the same with every client pipelining
+// batches of requests, and PUT values of up to a few KiB of spaces, tabs,
+// quotes, backslashes and non-ASCII characters, which must come back byte
+// for byte (a value nobody wrote makes the history non-linearizable).
+func TestLinearizablePipelinedKVD(t *testing.T) {
+	base := harness.Goroutines()
+	srv := harness.Start(t)
+	cfg := config(3)
+	// Batches widen every operation's interval; keep the concurrency per
+	// key within what porcupine searches quickly.
+	cfg.Clients, cfg.Keys, cfg.Pipeline, cfg.MaxPadding = 6, 6, 4, 3000
+	res := runAndCheck(t, srv.Addr, cfg)
+	if res.Verdict != porcupine.Ok {
+		t.Fatalf("history is %v; porcupine visualization: %s", res.Verdict, res.VisualizationPath)
+	}
+	if err := srv.Shutdown(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	harness.CheckGoroutines(t, base)
+}
+
 // TestLinearizabilityRejectsStaleReads shows the check bites: the same
 // workload through a proxy that serves some GETs from a stale cache must be
 // found not linearizable.

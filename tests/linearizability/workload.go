@@ -18,6 +18,30 @@ type Config struct {
 	Duration     time.Duration // upper bound on wall time
 	Seed         uint64
 	KeyPrefix    string
+	// Pipeline is how many requests a client sends before reading their
+	// responses (0 or 1: one at a time). The operations of a batch are
+	// all invoked when the batch is sent.
+	Pipeline int
+	// MaxPadding, when positive, appends up to that many random bytes
+	// (spaces, tabs, quotes, backslashes, HTML and non-ASCII characters)
+	// to every PUT value, so that values must round-trip byte for byte.
+	MaxPadding int
+}
+
+// paddingAlphabet avoids only what a value cannot hold (newlines) or would
+// lose (a carriage return before the newline).
+var paddingAlphabet = []rune("abcxyz019 \t\"\\<>&{}[],:é€😀")
+
+func padding(rng *rand.Rand, limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	n := rng.IntN(limit + 1)
+	b := make([]rune, n)
+	for i := range b {
+		b[i] = paddingAlphabet[rng.IntN(len(paddingAlphabet))]
+	}
+	return string(b)
 }
 
 // Run drives cfg.Clients concurrent clients against addr, each issuing random
@@ -48,47 +72,73 @@ func runClient(addr string, cfg Config, id int, rec *Recorder, deadline time.Tim
 	}
 	defer cl.Close()
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(id)))
-	for i := 0; i < cfg.OpsPerClient && time.Now().Before(deadline); i++ {
-		in := Input{Key: fmt.Sprintf("%sk%d", cfg.KeyPrefix, rng.IntN(cfg.Keys))}
-		var req string
-		switch p := rng.IntN(10); {
-		case p < 5:
-			in.Kind = OpGet
-			req = "GET " + in.Key
-		case p < 9:
-			in.Kind = OpPut
-			in.Value = fmt.Sprintf("c%d-%d", id, i)
-			req = "PUT " + in.Key + " " + in.Value
-		default:
-			in.Kind = OpDel
-			req = "DEL " + in.Key
+	depth := max(cfg.Pipeline, 1)
+	type op struct {
+		in  Input
+		req string
+	}
+	batch := make([]op, 0, depth)
+	for i := 0; i < cfg.OpsPerClient && time.Now().Before(deadline); {
+		batch = batch[:0]
+		for ; len(batch) < depth && i < cfg.OpsPerClient; i++ {
+			in := Input{Key: fmt.Sprintf("%sk%d", cfg.KeyPrefix, rng.IntN(cfg.Keys))}
+			var req string
+			switch p := rng.IntN(10); {
+			case p < 5:
+				in.Kind = OpGet
+				req = "GET " + in.Key
+			case p < 9:
+				in.Kind = OpPut
+				in.Value = fmt.Sprintf("c%d-%d", id, i) + padding(rng, cfg.MaxPadding)
+				req = "PUT " + in.Key + " " + in.Value
+			default:
+				in.Kind = OpDel
+				req = "DEL " + in.Key
+			}
+			batch = append(batch, op{in, req})
 		}
 		call := rec.Now()
-		resp, err := cl.Do(req)
-		ret := rec.Now()
+		var err error
+		for _, o := range batch {
+			if err == nil {
+				err = cl.Send(o.req)
+			}
+		}
+		if err == nil {
+			err = cl.Flush()
+		}
+		for _, o := range batch {
+			var resp kvclient.Response
+			if err == nil {
+				resp, err = cl.Recv()
+			}
+			ret := rec.Now()
+			if err != nil {
+				rec.Add(id, o.in, call, Output{Unknown: true}, ret)
+				continue
+			}
+			var out Output
+			switch {
+			case resp.OK():
+				out.Found = true
+				if o.in.Kind == OpGet {
+					if resp.Result == nil {
+						return fmt.Errorf("%s: Ok without result", o.req)
+					}
+					out.Value = *resp.Result
+				}
+			case resp.IsNotFound() && o.in.Kind != OpPut:
+			default:
+				return fmt.Errorf("%s: unexpected response %s", o.req, resp)
+			}
+			rec.Add(id, o.in, call, out, ret)
+		}
 		if err != nil {
-			rec.Add(id, in, call, Output{Unknown: true}, ret)
 			if errors.Is(err, kvclient.ErrProtocol) {
 				return err
 			}
 			return nil
 		}
-		var out Output
-		switch {
-		case resp.OK():
-			out.Found = true
-			if in.Kind == OpGet {
-				if resp.Result == nil {
-					return fmt.Errorf("%s: Ok without result", req)
-				}
-				out.Value = *resp.Result
-			}
-		case resp.IsNotFound() && in.Kind != OpPut:
-		default:
-			rec.Add(id, in, call, Output{Unknown: true}, ret)
-			return fmt.Errorf("%s: unexpected response %s", req, resp)
-		}
-		rec.Add(id, in, call, out, ret)
 	}
 	return nil
 }
