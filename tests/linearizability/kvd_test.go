@@ -2,6 +2,7 @@ package linearizability
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -85,7 +86,12 @@ func TestLinearizabilityRejectsStaleReads(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
 		res := runAndCheck(t, p.Addr(), config(seed))
 		if res.Verdict == porcupine.Illegal {
-			t.Logf("rejected as expected; porcupine visualization: %s", res.VisualizationPath)
+			st, err := os.Stat(res.VisualizationPath)
+			if err != nil || st.Size() == 0 {
+				t.Fatalf("rejected, but no visualization was written: %v", err)
+			}
+			t.Logf("rejected as expected; porcupine visualization (%d bytes, removed): %s", st.Size(), res.VisualizationPath)
+			os.Remove(res.VisualizationPath)
 			return
 		}
 	}
