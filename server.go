@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -36,10 +35,9 @@ const (
 	keepOutBytes = 256 << 10
 	// rejectTimeout bounds the error line written to a rejected client.
 	rejectTimeout = time.Second
-	// lingerTimeout and lingerBytes bound how long and how much input is
-	// drained when closing a connection gracefully.
-	lingerTimeout = 250 * time.Millisecond
-	lingerBytes   = 1 << 20
+	// lingerQuiet is how long a closing connection waits for more input
+	// from the client before it closes (see lingerClose).
+	lingerQuiet = 250 * time.Millisecond
 )
 
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
@@ -286,16 +284,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // lingerClose makes sure the responses already written reach the client
 // before the connection is closed: closing a socket with unread input makes
 // the kernel send a reset, which can destroy responses still in flight (a
-// client that pipelines requests after EXIT). So, like net/http, it shuts
-// down the sending side and then reads and discards input until the client
-// closes too, for a short, bounded time.
-func lingerClose(nc net.Conn) {
+// client that pipelines requests after EXIT, or during shutdown). So, like
+// net/http, it shuts down the sending side and then reads and discards
+// input until the client closes too, or has sent nothing for lingerQuiet,
+// and for at most timeout in all (the write timeout: the time a client is
+// given to take its responses). An expired Shutdown context also ends it,
+// since it closes every connection.
+func lingerClose(nc net.Conn, timeout time.Duration) {
 	cw, ok := nc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	io.CopyN(io.Discard, nc, lingerBytes)
+	giveUp := time.Now().Add(timeout)
+	var scratch [4096]byte
+	for time.Now().Before(giveUp) {
+		deadline := time.Now().Add(lingerQuiet)
+		if deadline.After(giveUp) {
+			deadline = giveUp
+		}
+		nc.SetReadDeadline(deadline)
+		if _, err := nc.Read(scratch[:]); err != nil {
+			return // closed by the client, quiet for lingerQuiet, or timed out
+		}
+	}
 }
 
 // serveConn runs one connection until it ends: the client quits or hangs
@@ -311,7 +322,7 @@ func (s *Server) serveConn(c *serverConn) {
 		}
 		c.sess.Close() // roll back an open transaction
 		if reason == "quit" || reason == "shutdown" {
-			lingerClose(c.nc)
+			lingerClose(c.nc, s.cfg.writeTimeout)
 		}
 		c.nc.Close()
 		s.mu.Lock()
