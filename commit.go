@@ -10,11 +10,12 @@ func (s *Store) commit(t *Txn) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 
-	writes, reads, readTs := t.levels[0], t.reads, t.readTs
+	writes, reads, readTs, bufs := t.levels[0], t.reads, t.readTs, t.bufs
 	// The snapshot is released first, so that the install below keeps no
-	// history for it.
+	// history for it; its buffers are recycled once the install is done.
 	oldestEnded := s.release(t)
 	defer func() {
+		bufs.recycle()
 		if oldestEnded && len(o.dirty) > 0 {
 			s.sweepLocked()
 		}
@@ -24,7 +25,7 @@ func (s *Store) commit(t *Txn) error {
 		return nil // read-only: never conflicts
 	}
 	for _, r := range reads.items {
-		if s.lastCommit(r.key) > readTs {
+		if s.changedSince(r.key, r.hash, readTs) {
 			return ErrConflict
 		}
 	}
@@ -32,7 +33,7 @@ func (s *Store) commit(t *Txn) error {
 	var locked [numShards / 64]uint64
 	shards := o.shardScratch[:0]
 	for _, w := range writes.items {
-		i := s.shardIndex(w.key)
+		i := shardIndex(w.hash)
 		shards = append(shards, uint16(i))
 		if locked[i/64]&(1<<(i%64)) == 0 {
 			locked[i/64] |= 1 << (i % 64)
@@ -76,20 +77,23 @@ func (s *Store) holdsValue(sh *shard, key string) bool {
 
 // end ends t without publishing anything.
 func (s *Store) end(t *Txn) {
+	bufs := t.bufs
 	s.oracle.mu.Lock()
 	if s.release(t) && len(s.oracle.dirty) > 0 {
 		s.sweepLocked()
 	}
 	s.oracle.mu.Unlock()
+	bufs.recycle()
 }
 
-// release unregisters t's snapshot and drops its buffers, which ends t. It
-// reports whether t held the oldest snapshot, so that the history only it
+// release unregisters t's snapshot and drops its buffers, which ends t; the
+// caller recycles t.bufs once it no longer reads them. It reports whether t held the oldest snapshot, so that the history only it
 // could see may now be trimmed. Requires s.oracle.mu.
 func (s *Store) release(t *Txn) (oldestEnded bool) {
 	t.levels = nil
 	t.levelBuf = [2]keyed[write]{}
 	t.reads = keyed[struct{}]{}
 	t.arena = keyArena{}
+	t.bufs = nil
 	return s.oracle.endLocked(t.readTs)
 }

@@ -39,7 +39,12 @@ type Store struct {
 type shard struct {
 	mu sync.RWMutex
 	m  map[string]entry
-	_  [32]byte
+	// lastCommit is the timestamp of the newest commit that wrote to this
+	// shard. Written and read under the oracle's mutex: a commit whose read
+	// keys all lie in shards not written since its snapshot skips looking
+	// them up.
+	lastCommit uint64
+	_          [24]byte
 }
 
 // New returns an empty Store.
@@ -51,12 +56,14 @@ func New() *Store {
 	return s
 }
 
-func (s *Store) shardIndex(key string) int {
-	return int(maphash.String(s.seed, key) & (numShards - 1))
-}
+// hash returns the hash of key that picks its shard and identifies it in a
+// transaction's read and write sets.
+func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
+
+func shardIndex(h uint64) int { return int(h & (numShards - 1)) }
 
 func (s *Store) shardFor(key string) *shard {
-	return &s.shards[s.shardIndex(key)]
+	return &s.shards[shardIndex(s.hash(key))]
 }
 
 // Get returns the value of key and whether it exists. It never blocks on
@@ -72,9 +79,10 @@ func (s *Store) Get(key string) (value string, ok bool) {
 	return e.val, true
 }
 
-// readAt returns the value of key in the snapshot at readTs.
-func (s *Store) readAt(key string, readTs uint64) (string, bool) {
-	sh := s.shardFor(key)
+// readAt returns the value of key, whose hash is h, in the snapshot at
+// readTs.
+func (s *Store) readAt(key string, h, readTs uint64) (string, bool) {
+	sh := &s.shards[shardIndex(h)]
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	e, found := sh.m[key]
@@ -84,10 +92,19 @@ func (s *Store) readAt(key string, readTs uint64) (string, bool) {
 	return e.readAt(readTs)
 }
 
+// changedSince reports whether a commit after readTs wrote key, whose hash
+// is h. Requires s.oracle.mu.
+func (s *Store) changedSince(key string, h, readTs uint64) bool {
+	sh := &s.shards[shardIndex(h)]
+	if sh.lastCommit <= readTs {
+		return false // nothing in the shard changed
+	}
+	return s.lastCommit(sh, key) > readTs
+}
+
 // lastCommit returns the commit timestamp of the newest version of key, or 0
 // when the store holds no version of it.
-func (s *Store) lastCommit(key string) uint64 {
-	sh := s.shardFor(key)
+func (s *Store) lastCommit(sh *shard, key string) uint64 {
 	sh.mu.RLock()
 	e, found := sh.m[key]
 	sh.mu.RUnlock()
@@ -150,6 +167,7 @@ func (s *Store) activeForInstall() []uint64 {
 func (s *Store) install(sh *shard, key, value string, ts uint64, active []uint64) (added bool) {
 	e, found := sh.m[key]
 	added = !found || e.deleted()
+	sh.lastCommit = ts
 	e.push(value, ts, active)
 	s.storeEntry(sh, key, e, active)
 	return added
@@ -160,6 +178,7 @@ func (s *Store) install(sh *shard, key, value string, ts uint64, active []uint64
 // Requires s.oracle.mu and sh.mu.
 func (s *Store) installDelete(sh *shard, key string, ts uint64, active []uint64) {
 	e := sh.m[key]
+	sh.lastCommit = ts
 	e.push("", ts|tombstoneBit, active)
 	s.storeEntry(sh, key, e, active)
 }
@@ -206,6 +225,7 @@ func (s *Store) sweepLocked() {
 func (s *Store) Begin() *Txn {
 	t := &Txn{s: s}
 	t.levels = t.levelBuf[:1]
+	txnBufferPool.Get().(*txnBuffers).attach(t)
 	s.oracle.mu.Lock()
 	t.readTs = s.oracle.beginLocked()
 	s.oracle.mu.Unlock()

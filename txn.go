@@ -24,6 +24,9 @@ type Txn struct {
 	// arena, so callers may reuse the memory of the keys they pass.
 	reads keyed[struct{}]
 	arena keyArena
+
+	// bufs is recycled memory that levels[0], reads and arena start in.
+	bufs *txnBuffers
 }
 
 // write is one buffered write: a value, or a deletion.
@@ -43,29 +46,30 @@ func (t *Txn) Get(key string) (value string, ok bool) {
 	if len(t.levels) == 0 {
 		return "", false
 	}
-	if w, found := t.ownWrite(key); found {
+	h := t.s.hash(key)
+	if w, found := t.ownWrite(key, h); found {
 		return w.val, !w.del
 	}
-	t.recordRead(key)
-	return t.s.readAt(key, t.readTs)
+	t.recordRead(key, h)
+	return t.s.readAt(key, h, t.readTs)
 }
 
 // ownWrite returns the innermost buffered write of key.
-func (t *Txn) ownWrite(key string) (write, bool) {
+func (t *Txn) ownWrite(key string, h uint64) (write, bool) {
 	for i := len(t.levels) - 1; i >= 0; i-- {
-		if j := t.levels[i].find(key); j >= 0 {
+		if j := t.levels[i].find(key, h); j >= 0 {
 			return t.levels[i].items[j].val, true
 		}
 	}
 	return write{}, false
 }
 
-func (t *Txn) recordRead(key string) {
+func (t *Txn) recordRead(key string, h uint64) {
 	if t.readOnly {
 		return // a read-only transaction never conflicts
 	}
-	if t.reads.find(key) < 0 {
-		t.reads.set(t.arena.clone(key), struct{}{})
+	if t.reads.find(key, h) < 0 {
+		t.reads.set(t.arena.clone(key), h, struct{}{})
 	}
 }
 
@@ -76,7 +80,7 @@ func (t *Txn) Put(key, value string) error {
 	if err := t.writable(); err != nil {
 		return err
 	}
-	t.top().set(key, write{val: value})
+	t.top().set(key, t.s.hash(key), write{val: value})
 	return nil
 }
 
@@ -89,7 +93,7 @@ func (t *Txn) Delete(key string) (existed bool, err error) {
 		return false, err
 	}
 	if _, existed = t.Get(key); existed {
-		t.top().set(key, write{del: true})
+		t.top().set(key, t.s.hash(key), write{del: true})
 	}
 	return existed, nil
 }
@@ -151,7 +155,7 @@ func (t *Txn) foldTop() {
 		return
 	}
 	for _, it := range inner.items {
-		parent.set(it.key, it.val)
+		parent.set(it.key, it.hash, it.val)
 	}
 }
 
