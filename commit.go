@@ -46,14 +46,14 @@ func (s *Store) commit(t *Txn) error {
 	active := s.activeForInstall()
 	var delta int64
 	for j, it := range writes.items {
-		key, w, sh := it.key, it.val, &s.shards[shards[j]]
+		key, h, w, sh := it.key, it.hash, it.val, &s.shards[shards[j]]
 		switch {
 		case !w.del:
-			if s.install(sh, key, w.val, ts, active) {
+			if s.install(sh, key, h, w.val, ts, active) {
 				delta++
 			}
-		case s.holdsValue(sh, key):
-			s.installDelete(sh, key, ts, active)
+		case sh.holdsValue(key, h):
+			s.installDelete(sh, key, h, ts, active)
 			delta--
 		}
 	}
@@ -66,13 +66,6 @@ func (s *Store) commit(t *Txn) error {
 		}
 	}
 	return nil
-}
-
-// holdsValue reports whether the newest version of key holds a value.
-// Requires sh.mu.
-func (s *Store) holdsValue(sh *shard, key string) bool {
-	e, ok := sh.m[key]
-	return ok && e.live()
 }
 
 // end ends t without publishing anything.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 )
 
@@ -34,24 +33,11 @@ type Store struct {
 	live   atomic.Int64 // number of keys that hold a value
 }
 
-// shard is one part of the key space with its own lock, padded to a cache
-// line so that readers of neighbouring shards do not contend.
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]entry
-	// lastCommit is the timestamp of the newest commit that wrote to this
-	// shard. Written and read under the oracle's mutex: a commit whose read
-	// keys all lie in shards not written since its snapshot skips looking
-	// them up.
-	lastCommit uint64
-	_          [24]byte
-}
-
 // New returns an empty Store.
 func New() *Store {
 	s := &Store{seed: maphash.MakeSeed()}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]entry)
+		s.shards[i].t.seed = s.seed
 	}
 	return s
 }
@@ -69,14 +55,17 @@ func (s *Store) shardFor(key string) *shard {
 // Get returns the value of key and whether it exists. It never blocks on
 // transactions, allocates nothing and does not retain key.
 func (s *Store) Get(key string) (value string, ok bool) {
-	sh := s.shardFor(key)
+	h := s.hash(key)
+	sh := &s.shards[shardIndex(h)]
 	sh.mu.RLock()
-	e, found := sh.m[key]
-	sh.mu.RUnlock()
-	if !found || e.deleted() {
-		return "", false
+	if i := sh.t.find(key, h); i >= 0 {
+		sl := &sh.t.slots[i]
+		if ok = sl.meta&slotTombBit == 0; ok {
+			value = sl.value()
+		}
 	}
-	return e.val, true
+	sh.mu.RUnlock()
+	return value, ok
 }
 
 // readAt returns the value of key, whose hash is h, in the snapshot at
@@ -85,7 +74,7 @@ func (s *Store) readAt(key string, h, readTs uint64) (string, bool) {
 	sh := &s.shards[shardIndex(h)]
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	e, found := sh.m[key]
+	e, found := sh.load(key, h)
 	if !found {
 		return "", false
 	}
@@ -99,29 +88,22 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 	if sh.lastCommit <= readTs {
 		return false // nothing in the shard changed
 	}
-	return s.lastCommit(sh, key) > readTs
-}
-
-// lastCommit returns the commit timestamp of the newest version of key, or 0
-// when the store holds no version of it.
-func (s *Store) lastCommit(sh *shard, key string) uint64 {
 	sh.mu.RLock()
-	e, found := sh.m[key]
-	sh.mu.RUnlock()
-	if !found {
-		return 0
-	}
-	return e.commitTs()
+	defer sh.mu.RUnlock()
+	i := sh.t.find(key, h)
+	return i >= 0 && sh.t.slots[i].ts()&^tombstoneBit > readTs
 }
 
-// Put sets key to value, as a commit of its own. The store keeps both strings.
+// Put sets key to value, as a commit of its own. The store copies both
+// strings (into one allocation), so the caller may reuse their memory.
 func (s *Store) Put(key, value string) {
+	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
 	ts := o.committed.Load() + 1
-	sh := s.shardFor(key)
+	sh := &s.shards[shardIndex(h)]
 	sh.mu.Lock()
-	if s.install(sh, key, value, ts, s.activeForInstall()) {
+	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
@@ -132,17 +114,18 @@ func (s *Store) Put(key, value string) {
 // Delete removes key, as a commit of its own, and reports whether it existed.
 // Deleting a missing key changes nothing.
 func (s *Store) Delete(key string) (existed bool) {
+	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	sh := s.shardFor(key)
+	sh := &s.shards[shardIndex(h)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[key]; !ok || e.deleted() {
+	if !sh.holdsValue(key, h) {
 		return false
 	}
 	ts := o.committed.Load() + 1
-	s.installDelete(sh, key, ts, s.activeForInstall())
+	s.installDelete(sh, key, h, ts, s.activeForInstall())
 	s.live.Add(-1)
 	o.committed.Store(ts)
 	return true
@@ -164,39 +147,64 @@ func (s *Store) activeForInstall() []uint64 {
 
 // install makes value the newest version of key at ts and reports whether the
 // key did not hold a value before. Requires s.oracle.mu and sh.mu.
-func (s *Store) install(sh *shard, key, value string, ts uint64, active []uint64) (added bool) {
-	e, found := sh.m[key]
-	added = !found || e.deleted()
-	sh.lastCommit = ts
+func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64, active []uint64) (added bool) {
+	sh.lastCommit = checkTs(ts)
+	i := sh.t.find(key, h)
+	if i < 0 {
+		sh.t.insert(key, h).set(key, value, h, ts)
+		return true
+	}
+	e := sh.entryAt(i)
+	added = e.deleted()
 	e.push(value, ts, active)
-	s.storeEntry(sh, key, e, active)
+	sh.t.slots[i].set(key, e.val, h, e.ts)
+	s.keepHistory(sh, i, e, active)
 	return added
 }
 
 // installDelete makes a tombstone the newest version of key at ts, or drops
 // the key when no open snapshot can tell the difference. The key must exist.
 // Requires s.oracle.mu and sh.mu.
-func (s *Store) installDelete(sh *shard, key string, ts uint64, active []uint64) {
-	e := sh.m[key]
-	sh.lastCommit = ts
+func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint64) {
+	sh.lastCommit = checkTs(ts)
+	i := sh.t.find(key, h)
+	e := sh.entryAt(i)
 	e.push("", ts|tombstoneBit, active)
-	s.storeEntry(sh, key, e, active)
+	sh.t.slots[i].set(key, "", h, e.ts)
+	s.keepHistory(sh, i, e, active)
 }
 
-// storeEntry writes back an entry after its history changed: a lone tombstone
-// that no open snapshot predates is removed, and an entry that still keeps
-// history is remembered for the next sweep. Requires s.oracle.mu and sh.mu.
-func (s *Store) storeEntry(sh *shard, key string, e entry, active []uint64) {
+// checkTs panics if ts does not fit a slot: it would take a century of ten
+// million commits a second.
+func checkTs(ts uint64) uint64 {
+	if ts > maxTs {
+		panic("kvstore: commit timestamps exhausted")
+	}
+	return ts
+}
+
+// keepHistory stores the history of the key in slot i after it changed: a
+// lone tombstone that no open snapshot predates is removed, and a key that
+// still keeps history for open snapshots is remembered for the next sweep.
+// Requires s.oracle.mu and sh.mu.
+func (s *Store) keepHistory(sh *shard, i int, e entry, active []uint64) {
+	// The map keys are views of the slot's record: unlike the caller's key,
+	// they never change, and they keep the record alive only while the
+	// key keeps history.
+	key := sh.t.slots[i].key()
 	switch {
 	case e.collectable() && (len(active) == 0 || active[0] >= e.commitTs()):
-		delete(sh.m, key)
-	case e.older != nil || e.deleted():
-		sh.m[key] = e
+		sh.t.remove(i)
+	case e.older != nil:
+		sh.setHistory(key, e.older)
 		s.oracle.markDirtyLocked(key)
 		return
-	default:
-		sh.m[key] = e
+	case e.deleted():
+		sh.setHistory(key, nil)
+		s.oracle.markDirtyLocked(key) // a tombstone kept for older snapshots
+		return
 	}
+	sh.setHistory(key, nil)
 	if len(s.oracle.dirty) > 0 {
 		delete(s.oracle.dirty, key)
 	}
@@ -207,11 +215,13 @@ func (s *Store) storeEntry(sh *shard, key string, e entry, active []uint64) {
 func (s *Store) sweepLocked() {
 	active := s.activeForInstall()
 	for key := range s.oracle.dirty {
-		sh := s.shardFor(key)
+		h := s.hash(key)
+		sh := &s.shards[shardIndex(h)]
 		sh.mu.Lock()
-		if e, ok := sh.m[key]; ok {
+		if i := sh.t.find(key, h); i >= 0 {
+			e := sh.entryAt(i)
 			e.trim(active)
-			s.storeEntry(sh, key, e, active)
+			s.keepHistory(sh, i, e, active)
 		} else {
 			delete(s.oracle.dirty, key)
 		}

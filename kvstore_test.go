@@ -427,12 +427,21 @@ func TestStoreGetAllocatesNothing(t *testing.T) {
 	}
 }
 
-func TestStorePutAllocatesNothingForExistingKey(t *testing.T) {
+func TestStorePutCopiesOnce(t *testing.T) {
 	s := New()
-	s.Put("key", "value")
-	allocs := testing.AllocsPerRun(1000, func() { s.Put("key", "value2") })
-	if allocs != 0 {
-		t.Errorf("Store.Put of an existing key allocates %v times per call, want 0", allocs)
+	buf := []byte("key value")
+	key, val := unsafeString(buf[:3]), unsafeString(buf[4:])
+	s.Put(key, val)
+	allocs := testing.AllocsPerRun(1000, func() { s.Put(key, val) })
+	if allocs != 1 {
+		t.Errorf("Store.Put allocates %v times per call, want 1 (the copy of key and value)", allocs)
+	}
+	copy(buf, "XXX YYYYY") // the store must not see the caller's memory change
+	if v, ok := s.Get("key"); !ok || v != "value" {
+		t.Errorf("after the caller reused its buffer, Get(key) = %q, %v", v, ok)
+	}
+	if _, ok := s.Get("XXX"); ok {
+		t.Error("the store's key changed with the caller's buffer")
 	}
 }
 

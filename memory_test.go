@@ -21,7 +21,13 @@ func stats(s *Store) historyStats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.m {
+		inShard := 0
+		for j := range sh.t.slots {
+			if sh.t.slots[j].rec == nil {
+				continue
+			}
+			e := sh.entryAt(j)
+			inShard++
 			st.entries++
 			if e.deleted() {
 				st.tombstones++
@@ -29,6 +35,9 @@ func stats(s *Store) historyStats {
 			for v := e.older; v != nil; v = v.older {
 				st.older++
 			}
+		}
+		if len(sh.hist) > inShard {
+			panic("history for keys the table does not hold")
 		}
 		sh.mu.RUnlock()
 	}

@@ -116,11 +116,14 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		return appendResult(dst, v), false
 
 	case CmdPut:
-		key, value := keyValueString(req.Key, req.Value)
 		if s.txn == nil {
-			s.store.Put(key, value)
+			// The store copies key and value (one allocation), so views
+			// of the line buffer are enough.
+			s.store.Put(bytesView(req.Key), bytesView(req.Value))
 			return appendOk(dst), false
 		}
+		// A transaction keeps its writes until it commits: give it a copy.
+		key, value := keyValueString(req.Key, req.Value)
 		if err := s.txn.Put(key, value); err != nil {
 			return s.txnError(dst, err), false
 		}

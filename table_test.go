@@ -1,0 +1,79 @@
+package kvstore
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestTableAgainstMap runs random inserts, overwrites and removals on a
+// table and a Go map, and checks after every step that the table holds
+// exactly the map's keys and values: this exercises probing past
+// collisions, growth and backward-shift deletion.
+func TestTableAgainstMap(t *testing.T) {
+	seed := maphash.MakeSeed()
+	for round := range 20 {
+		rng := rand.New(rand.NewPCG(uint64(round), 7))
+		tb := table{seed: seed}
+		want := map[string]string{}
+		keys := make([]string, 50+round*20)
+		for i := range keys {
+			keys[i] = fmt.Sprint("k", i)
+		}
+		for step := range 3000 {
+			k := keys[rng.IntN(len(keys))]
+			h := maphash.String(seed, k)
+			i := tb.find(k, h)
+			if _, ok := want[k]; ok != (i >= 0) {
+				t.Fatalf("round %d step %d: find(%s) = %d, map has it: %v", round, step, k, i, ok)
+			}
+			switch {
+			case i >= 0 && rng.IntN(2) == 0:
+				tb.remove(i)
+				delete(want, k)
+			case i >= 0:
+				v := fmt.Sprint(step)
+				tb.slots[i].set(k, v, h, uint64(step))
+				want[k] = v
+			default:
+				v := fmt.Sprint(step)
+				tb.insert(k, h).set(k, v, h, uint64(step))
+				want[k] = v
+			}
+			if tb.n != len(want) {
+				t.Fatalf("round %d step %d: table counts %d keys, map has %d", round, step, tb.n, len(want))
+			}
+			for wk, wv := range want {
+				j := tb.find(wk, maphash.String(seed, wk))
+				if j < 0 || tb.slots[j].value() != wv || tb.slots[j].key() != wk {
+					t.Fatalf("round %d step %d: lost %s=%s (slot %d)", round, step, wk, wv, j)
+				}
+			}
+		}
+	}
+}
+
+func TestTableEmptyKeyAndValue(t *testing.T) {
+	s := New()
+	s.Put("", "")
+	s.Put("k", "")
+	for _, k := range []string{"", "k"} {
+		if v, ok := s.Get(k); !ok || v != "" {
+			t.Errorf("Get(%q) = %q, %v", k, v, ok)
+		}
+	}
+	if !s.Delete("") || s.Len() != 1 {
+		t.Errorf("Delete(\"\") failed or Len = %d", s.Len())
+	}
+}
+
+func TestTimestampFitsSlot(t *testing.T) {
+	var sl slot
+	for _, ts := range []uint64{1, maxTs, maxTs | tombstoneBit} {
+		sl.set("k", "v", 0xAB<<56, ts)
+		if sl.ts() != ts || sl.meta>>slotTagShift != 0xAB {
+			t.Errorf("slot holding ts %#x reads back %#x, tag %#x", ts, sl.ts(), sl.meta>>slotTagShift)
+		}
+	}
+}
