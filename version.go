@@ -1,9 +1,10 @@
 package kvstore
 
 // A key's history is a chain of versions, newest first. The newest version
-// lives inline in the shard's map (an entry), so a key with no history costs
-// no extra allocation; older versions, kept only while an open transaction's
-// snapshot can still see them, hang off it as a linked list.
+// lives in the shard's table (a slot); older versions, kept only while an
+// open transaction's snapshot can still see them, hang off it as a linked
+// list in the shard's side map. An entry is that chain, loaded for the
+// algorithms below, which decide what to keep.
 //
 // Commit timestamps are below 1<<63; the top bit of a stored timestamp marks
 // a tombstone (the key was deleted at that timestamp).
