@@ -35,8 +35,13 @@ type serverConfig struct {
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	maxTxnDepth     int
+	eventLoops      int // eventLoopsAuto: one per GOMAXPROCS
 	logger          *slog.Logger
 }
+
+// eventLoopsAuto is the default of WithEventLoops: one loop per
+// GOMAXPROCS, resolved when the loops start.
+const eventLoopsAuto = -1
 
 func defaultConfig() serverConfig {
 	return serverConfig{
@@ -46,6 +51,7 @@ func defaultConfig() serverConfig {
 		writeTimeout:    DefaultWriteTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
 		maxTxnDepth:     DefaultMaxTxnDepth,
+		eventLoops:      eventLoopsAuto,
 		logger:          slog.New(slog.DiscardHandler),
 	}
 }
@@ -133,6 +139,30 @@ func WithMaxTxnDepth(n int) Option {
 	return func(c *serverConfig) {
 		if n > 0 {
 			c.maxTxnDepth = min(n, MaxTxnDepth)
+		}
+	}
+}
+
+// WithEventLoops chooses how connections are served. With n > 0, n epoll
+// event loops (Linux only) each serve many connections, in the style of
+// Redis: each loop is one goroutine with its own epoll instance and one
+// shared read buffer, and a connection costs no goroutine and keeps
+// private memory only for a partial request line or unsent output. With
+// n == 0, each connection is served by its own goroutine with blocking
+// I/O, the portable backend. A negative n keeps the default: on Linux,
+// runtime.GOMAXPROCS(0) loops (as it is when the server starts its
+// loops); elsewhere the option is ignored and connections always get a
+// goroutine each.
+//
+// The two backends behave the same on the wire. Connections from a
+// listener that does not return *net.TCPConn are always served by
+// goroutines.
+func WithEventLoops(n int) Option {
+	return func(c *serverConfig) {
+		if n >= 0 {
+			c.eventLoops = n
+		} else {
+			c.eventLoops = eventLoopsAuto
 		}
 	}
 }

@@ -1,13 +1,11 @@
 package kvstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -43,16 +41,23 @@ const (
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Server serves a Store over the kvd line protocol (see PROTOCOL.md): one
-// goroutine and one Session per connection. It knows nothing of commands:
-// it moves lines in and responses out, and leaves the rest to Session.
+// Server serves a Store over the kvd line protocol (see PROTOCOL.md), with
+// one Session per connection. It knows nothing of commands: it moves lines
+// in and responses out, and leaves the rest to Session.
 //
-// Each connection reads into a buffer that holds at most one line of the
-// configured limit (plus what is already pipelined behind it), executes
-// every complete request in it, in order, collects the responses, and
-// writes them with one system call when it has to wait for more input
-// (or every 64 KiB). A client that does not read its responses is
-// disconnected when a write takes longer than the write timeout.
+// Connections are served by one of two backends (see WithEventLoops). On
+// Linux, by default, a few epoll event loops (one per GOMAXPROCS) each
+// serve many connections, Redis-style: a connection costs no goroutine and
+// keeps private memory only for a partial request line or unsent output.
+// Elsewhere, with WithEventLoops(0), or for connections that are not
+// *net.TCPConn, each connection has its own goroutine. Both behave the
+// same on the wire.
+//
+// Every connection executes each complete request it has read, in order,
+// collects the responses, and writes them with one system call when it
+// has to wait for more input (or every 64 KiB). A client that does not
+// read its responses is disconnected when its responses make no progress
+// for the write timeout.
 //
 // Create a Server with NewServer; it is safe for concurrent use.
 type Server struct {
@@ -61,19 +66,31 @@ type Server struct {
 	log   *slog.Logger
 
 	closing atomic.Bool // set once Shutdown starts
+	forced  atomic.Bool // set when Shutdown's context expires; under mu
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
 	addr      net.Addr
-	done      chan struct{} // closed when Shutdown starts
-	wg        sync.WaitGroup
+	done      chan struct{}  // closed when Shutdown starts
+	wg        sync.WaitGroup // one count per connection in conns
+
+	// The event loops, started with the first connection they serve (see
+	// handToLoop); nil until then, or when connections are served by
+	// goroutines.
+	loops      []*eventLoop
+	nextLoop   int            // round robin over loops
+	loopsNoGo  bool           // starting the loops failed: use goroutines
+	loopsGroup sync.WaitGroup // one count per running loop
 }
 
 // serverConn is one client connection.
 type serverConn struct {
 	nc   net.Conn
 	sess *Session
+	// onLoop is set (under Server.mu) while an event loop owns the
+	// connection's file descriptor: then only that loop may close nc.
+	onLoop bool
 }
 
 // NewServer returns a Server for store configured by opts. It does not
@@ -118,8 +135,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve accepts connections on ln and serves each in its own goroutine.
-// Serve takes ownership of ln and closes it before returning.
+// Serve accepts connections on ln and serves them, on the event loops (see
+// WithEventLoops) or each in its own goroutine. Serve takes ownership of ln and closes it before returning.
 //
 // When ctx is cancelled, Serve shuts the server down gracefully (as
 // Shutdown does, bounded by WithShutdownTimeout), and returns nil once that
@@ -231,8 +248,23 @@ func (s *Server) startConn(nc net.Conn) {
 	c := &serverConn{nc: nc, sess: NewSession(s.store, s.cfg.maxTxnDepth)}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
+	if s.handToLoop(c) {
+		s.mu.Unlock()
+		return
+	}
 	s.mu.Unlock()
 	go s.serveConn(c)
+}
+
+// connDone forgets a connection that has been closed.
+func (s *Server) connDone(c *serverConn, reason string) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("kvd client disconnected", "remote", c.nc.RemoteAddr().String(), "reason", reason)
+	}
+	s.wg.Done()
 }
 
 // Shutdown shuts the server down gracefully, like net/http's
@@ -241,8 +273,8 @@ func (s *Server) startConn(nc net.Conn) {
 // open transactions, closes the connections, and returns once every
 // connection goroutine has exited. If ctx expires first, the remaining
 // connections are closed forcibly (their transactions are rolled back
-// too), Shutdown waits for their goroutines to exit, and returns ctx's
-// error. Every write answered Ok is in the Store when Shutdown returns.
+// too), Shutdown waits for their goroutines and event loops to exit, and
+// returns ctx's error. Every write answered Ok is in the Store when Shutdown returns.
 //
 // Shutdown may be called more than once; once it has been called, Serve
 // and ListenAndServe return ErrServerClosed.
@@ -257,14 +289,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Wake connections blocked waiting for input; a connection busy with
 	// requests finishes them first and sees closing before its next read.
+	// The event loops do the same for their connections once woken.
 	for c := range s.conns {
-		c.nc.SetReadDeadline(aLongTimeAgo)
+		if !c.onLoop {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	for _, l := range s.loops {
+		l.wake()
 	}
 	s.mu.Unlock()
 
 	finished := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.loopsGroup.Wait()
 		close(finished)
 	}()
 	select {
@@ -273,182 +312,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
+	s.forced.Store(true)
 	for c := range s.conns {
-		c.nc.Close()
+		if !c.onLoop { // a loop closes its own connections
+			c.nc.Close()
+		}
+	}
+	for _, l := range s.loops {
+		l.wake()
 	}
 	s.mu.Unlock()
-	<-finished // a closed connection's goroutine exits promptly
+	<-finished // closed connections and woken loops end promptly
 	return ctx.Err()
-}
-
-// lingerClose makes sure the responses already written reach the client
-// before the connection is closed: closing a socket with unread input makes
-// the kernel send a reset, which can destroy responses still in flight (a
-// client that pipelines requests after EXIT, or during shutdown). So, like
-// net/http, it shuts down the sending side and then reads and discards
-// input until the client closes too, or has sent nothing for lingerQuiet,
-// and for at most timeout in all (the write timeout: the time a client is
-// given to take its responses). An expired Shutdown context also ends it,
-// since it closes every connection.
-func lingerClose(nc net.Conn, timeout time.Duration) {
-	cw, ok := nc.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	giveUp := time.Now().Add(timeout)
-	var scratch [4096]byte
-	for time.Now().Before(giveUp) {
-		deadline := time.Now().Add(lingerQuiet)
-		if deadline.After(giveUp) {
-			deadline = giveUp
-		}
-		nc.SetReadDeadline(deadline)
-		if _, err := nc.Read(scratch[:]); err != nil {
-			return // closed by the client, quiet for lingerQuiet, or timed out
-		}
-	}
-}
-
-// serveConn runs one connection until it ends: the client quits or hangs
-// up, an I/O error or timeout, or shutdown.
-func (s *Server) serveConn(c *serverConn) {
-	remote := c.nc.RemoteAddr().String()
-	s.log.Debug("kvd client connected", "remote", remote)
-	reason := "closed"
-	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("kvd connection panicked", "remote", remote, "panic", p, "stack", string(debug.Stack()))
-			reason = "panic"
-		}
-		c.sess.Close() // roll back an open transaction
-		if reason == "quit" || reason == "shutdown" {
-			lingerClose(c.nc, s.cfg.writeTimeout)
-		}
-		c.nc.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.log.Debug("kvd client disconnected", "remote", remote, "reason", reason)
-		s.wg.Done()
-	}()
-	reason = s.connLoop(c)
-}
-
-// connLoop is the read-execute-write loop of one connection. It returns
-// why the connection ended.
-func (s *Server) connLoop(c *serverConn) string {
-	var (
-		nc       = c.nc
-		maxLine  = s.cfg.maxLineBytes
-		buf      = make([]byte, minReadBuffer)
-		filled   bool   // the last read filled buf: the client streams
-		start    int    // first unprocessed byte in buf
-		end      int    // end of the data in buf
-		skipping bool   // discarding the rest of an over-long line
-		out      []byte // responses not yet written
-		readErr  error
-		quit     bool
-	)
-	flush := func() bool {
-		if len(out) == 0 {
-			return true
-		}
-		nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
-		_, err := nc.Write(out)
-		if cap(out) > keepOutBytes {
-			out = nil
-		} else {
-			out = out[:0]
-		}
-		return err == nil
-	}
-	tooLong := func() {
-		out = appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(maxLine)+" bytes")
-	}
-
-	for {
-		// Execute every complete request already read.
-		for start < end {
-			i := bytes.IndexByte(buf[start:end], '\n')
-			if i < 0 {
-				break
-			}
-			line := buf[start : start+i]
-			start += i + 1
-			switch {
-			case skipping:
-				skipping = false // the rest of the over-long line
-			case len(line) > maxLine:
-				tooLong()
-			default:
-				out, quit = c.sess.ExecuteLine(out, line)
-				if quit {
-					flush()
-					return "quit"
-				}
-			}
-			if len(out) >= flushThreshold && !flush() {
-				return "write error"
-			}
-		}
-
-		// What is left is at most one incomplete line.
-		partial := end - start
-		switch {
-		case skipping:
-			start, end = 0, 0
-		case partial > maxLine:
-			tooLong()
-			skipping = true
-			start, end = 0, 0
-		default:
-			copy(buf, buf[start:end])
-			start, end = 0, partial
-			if end == len(buf) {
-				// The line is longer than the buffer but not yet over
-				// the limit: grow, never beyond limit+1 bytes.
-				nb := make([]byte, min(2*len(buf), maxLine+1))
-				copy(nb, buf[:end])
-				buf = nb
-			} else if filled && len(buf) < maxReadBuffer {
-				// The client streams requests: read more per system call.
-				nb := make([]byte, 2*len(buf))
-				copy(nb, buf[:end])
-				buf = nb
-			} else if len(buf) > maxReadBuffer && end < maxReadBuffer/2 {
-				// A long line is done: give the memory back.
-				nb := make([]byte, maxReadBuffer)
-				copy(nb, buf[:end])
-				buf = nb
-			}
-		}
-
-		// About to wait for input: send what we have.
-		if !flush() {
-			return "write error"
-		}
-		if readErr != nil {
-			return "read: " + readErr.Error()
-		}
-		if s.cfg.idleTimeout > 0 && end == 0 && !skipping {
-			nc.SetReadDeadline(time.Now().Add(s.cfg.idleTimeout))
-		}
-		// Checked after setting the deadline: Shutdown sets closing and
-		// then a past deadline, so one of the two stops the read.
-		if s.closing.Load() {
-			return "shutdown"
-		}
-		n, err := nc.Read(buf[end:])
-		end += n
-		filled = end == len(buf)
-		if err != nil {
-			if s.closing.Load() {
-				// Answer complete requests that came with the last read,
-				// then stop.
-				readErr = errors.New("server shutting down")
-			} else {
-				readErr = err
-			}
-		}
-	}
 }

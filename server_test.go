@@ -21,16 +21,19 @@ import (
 const ioTimeout = 10 * time.Second
 
 // countingListener counts the Write calls made on the connections it
-// accepts, to check that pipelined responses are batched.
+// accepts, to check that pipelined responses are batched. With
+// passThrough it returns the *net.TCPConn itself, so that the event loops
+// serve it (they count their writes themselves).
 type countingListener struct {
 	net.Listener
-	writes atomic.Int64
+	passThrough atomic.Bool
+	writes      atomic.Int64
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	if err != nil || l.passThrough.Load() {
+		return c, err
 	}
 	return &countingConn{Conn: c, writes: &l.writes}, nil
 }
@@ -69,13 +72,15 @@ func startServer(t *testing.T, opts ...Option) *testServer {
 		t.Fatal(err)
 	}
 	store := New()
+	srv := NewServer(store, opts...)
 	ts := &testServer{
-		Server:   NewServer(store, opts...),
+		Server:   srv,
 		store:    store,
 		addr:     ln.Addr().String(),
 		ln:       &countingListener{Listener: ln},
 		serveErr: make(chan error, 1),
 	}
+	ts.ln.passThrough.Store(srv.cfg.eventLoops != 0)
 	go func() { ts.serveErr <- ts.Serve(context.Background(), ts.ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
@@ -119,6 +124,35 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// backends are the two ways a Server serves connections: every server
+// test runs against both. On Linux the default is the epoll event loops;
+// elsewhere both are the goroutine backend.
+var backends = []struct {
+	name string
+	opt  Option
+}{
+	{"goroutines", WithEventLoops(0)},
+	{"default", nil},
+}
+
+// eachBackend runs test once per backend, as subtests.
+func eachBackend(t *testing.T, test func(t *testing.T, backend Option)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b.opt) })
+	}
+}
+
+// writes is the number of write calls made on the server's connections.
+func (ts *testServer) writes() int64 {
+	n := ts.ln.writes.Load()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, l := range ts.loops {
+		n += l.writeCalls()
+	}
+	return n
 }
 
 func (ts *testServer) numConns() int {
@@ -186,8 +220,10 @@ func respErr(mesg string) string {
 	return strings.TrimSuffix(string(AppendResponse(nil, Response{Status: StatusError, Mesg: mesg})), "\n")
 }
 
-func TestServerProtocolExample(t *testing.T) {
-	ts := startServer(t)
+func TestServerProtocolExample(t *testing.T) { eachBackend(t, testServerProtocolExample) }
+
+func testServerProtocolExample(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	// The example session of PROTOCOL.md, verbatim.
 	got := c.do(
@@ -213,8 +249,10 @@ func TestServerProtocolExample(t *testing.T) {
 	}
 }
 
-func TestServerRequestTable(t *testing.T) {
-	ts := startServer(t, WithMaxTxnDepth(2))
+func TestServerRequestTable(t *testing.T) { eachBackend(t, testServerRequestTable) }
+
+func testServerRequestTable(t *testing.T, backend Option) {
+	ts := startServer(t, backend, WithMaxTxnDepth(2))
 	c := ts.dial(t)
 	tests := []struct{ req, want string }{
 		// PUT
@@ -272,8 +310,10 @@ func TestServerRequestTable(t *testing.T) {
 	waitFor(t, "EXITed connections to be gone", func() bool { return ts.numConns() == 1 })
 }
 
-func TestServerTokenizingAndCRLF(t *testing.T) {
-	ts := startServer(t)
+func TestServerTokenizingAndCRLF(t *testing.T) { eachBackend(t, testServerTokenizingAndCRLF) }
+
+func testServerTokenizingAndCRLF(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	got := c.do(
 		"PUT a 1\r",
@@ -305,8 +345,10 @@ func TestServerTokenizingAndCRLF(t *testing.T) {
 	}
 }
 
-func TestServerBadInput(t *testing.T) {
-	ts := startServer(t)
+func TestServerBadInput(t *testing.T) { eachBackend(t, testServerBadInput) }
+
+func testServerBadInput(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	other := ts.dial(t)
 	got := c.do(
@@ -344,8 +386,10 @@ func TestServerBadInput(t *testing.T) {
 	}
 }
 
-func TestServerLargeValues(t *testing.T) {
-	ts := startServer(t)
+func TestServerLargeValues(t *testing.T) { eachBackend(t, testServerLargeValues) }
+
+func testServerLargeValues(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	for _, size := range []int{100 << 10, 900 << 10} {
 		value := strings.Repeat("0123456789abcdé\"", size/17+1)[:size]
@@ -368,8 +412,10 @@ func TestServerLargeValues(t *testing.T) {
 	}
 }
 
-func TestServerPipelining(t *testing.T) {
-	ts := startServer(t)
+func TestServerPipelining(t *testing.T) { eachBackend(t, testServerPipelining) }
+
+func testServerPipelining(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	const n = 10000
 	var req strings.Builder
@@ -380,7 +426,7 @@ func TestServerPipelining(t *testing.T) {
 			fmt.Fprintf(&req, "GET k%d\r\n", i-1)
 		}
 	}
-	before := ts.ln.writes.Load()
+	before := ts.writes()
 	c.send(req.String()) // one write: 10,000 requests
 	for i := range n {
 		want := respOK
@@ -392,7 +438,7 @@ func TestServerPipelining(t *testing.T) {
 		}
 	}
 	// Responses are written in batches, not one write per response.
-	if w := ts.ln.writes.Load() - before; w > n/20 {
+	if w := ts.writes() - before; w > n/20 {
 		t.Errorf("%d writes for %d pipelined responses, want batching", w, n)
 	}
 
@@ -414,9 +460,11 @@ func TestServerPipelining(t *testing.T) {
 	}
 }
 
-func TestServerMaxLine(t *testing.T) {
+func TestServerMaxLine(t *testing.T) { eachBackend(t, testServerMaxLine) }
+
+func testServerMaxLine(t *testing.T, backend Option) {
 	const limit = 64
-	ts := startServer(t, WithMaxLineBytes(limit))
+	ts := startServer(t, backend, WithMaxLineBytes(limit))
 	c := ts.dial(t)
 	tooLong := respErr(fmt.Sprintf("request line too long: limit is %d bytes", limit))
 	exact := "PUT k " + strings.Repeat("v", limit-6)
@@ -447,8 +495,10 @@ func TestServerMaxLine(t *testing.T) {
 	}
 }
 
-func TestServerDefaultMaxLine(t *testing.T) {
-	ts := startServer(t)
+func TestServerDefaultMaxLine(t *testing.T) { eachBackend(t, testServerDefaultMaxLine) }
+
+func testServerDefaultMaxLine(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	c := ts.dial(t)
 	c.send("PUT k " + strings.Repeat("v", DefaultMaxLineBytes) + "\nPING\n")
 	want := []string{respErr(fmt.Sprintf("request line too long: limit is %d bytes", DefaultMaxLineBytes)), `{"status":"Ok","result":"PONG"}`}
@@ -457,8 +507,10 @@ func TestServerDefaultMaxLine(t *testing.T) {
 	}
 }
 
-func TestServerMaxClients(t *testing.T) {
-	ts := startServer(t, WithMaxClients(2))
+func TestServerMaxClients(t *testing.T) { eachBackend(t, testServerMaxClients) }
+
+func testServerMaxClients(t *testing.T, backend Option) {
+	ts := startServer(t, backend, WithMaxClients(2))
 	a, b := ts.dial(t), ts.dial(t)
 	a.do("PUT a 1")
 	b.do("PING")
@@ -483,9 +535,11 @@ func TestServerMaxClients(t *testing.T) {
 	}
 }
 
-func TestServerIdleTimeout(t *testing.T) {
+func TestServerIdleTimeout(t *testing.T) { eachBackend(t, testServerIdleTimeout) }
+
+func testServerIdleTimeout(t *testing.T, backend Option) {
 	const idle = 300 * time.Millisecond
-	ts := startServer(t, WithIdleTimeout(idle))
+	ts := startServer(t, backend, WithIdleTimeout(idle))
 	silent := ts.dial(t)
 	busy := ts.dial(t)
 
@@ -515,8 +569,10 @@ func TestServerIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestServerDisconnectRollsBack(t *testing.T) {
-	ts := startServer(t)
+func TestServerDisconnectRollsBack(t *testing.T) { eachBackend(t, testServerDisconnectRollsBack) }
+
+func testServerDisconnectRollsBack(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	obs := ts.dial(t)
 	obs.do("PUT keep 1")
 
@@ -539,7 +595,11 @@ func TestServerDisconnectRollsBack(t *testing.T) {
 }
 
 func TestServerTransactionsBetweenConnections(t *testing.T) {
-	ts := startServer(t)
+	eachBackend(t, testServerTransactionsBetweenConnections)
+}
+
+func testServerTransactionsBetweenConnections(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
 	a, b := ts.dial(t), ts.dial(t)
 	a.do("PUT x 1", "PUT y 1")
 
@@ -573,14 +633,16 @@ func TestServerTransactionsBetweenConnections(t *testing.T) {
 	}
 }
 
-func TestServerShutdown(t *testing.T) {
+func TestServerShutdown(t *testing.T) { eachBackend(t, testServerShutdown) }
+
+func testServerShutdown(t *testing.T, backend Option) {
 	base := runtime.NumGoroutine()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := New()
-	srv := NewServer(store)
+	srv := NewServer(store, backend)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(context.Background(), ln) }()
 	ts := &testServer{Server: srv, store: store, addr: ln.Addr().String()}
@@ -663,6 +725,10 @@ func TestServerShutdown(t *testing.T) {
 }
 
 func TestServerShutdownForcedByContext(t *testing.T) {
+	eachBackend(t, testServerShutdownForcedByContext)
+}
+
+func testServerShutdownForcedByContext(t *testing.T, backend Option) {
 	base := runtime.NumGoroutine()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -670,7 +736,7 @@ func TestServerShutdownForcedByContext(t *testing.T) {
 	}
 	store := New()
 	store.Put("big", strings.Repeat("x", 512<<10))
-	srv := NewServer(store, WithWriteTimeout(time.Hour))
+	srv := NewServer(store, backend, WithWriteTimeout(time.Hour))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(context.Background(), ln) }()
 	ts := &testServer{Server: srv, store: store, addr: ln.Addr().String()}
@@ -694,7 +760,11 @@ func TestServerShutdownForcedByContext(t *testing.T) {
 }
 
 func TestServerNonReadingClientIsDisconnected(t *testing.T) {
-	ts := startServer(t, WithWriteTimeout(200*time.Millisecond))
+	eachBackend(t, testServerNonReadingClientIsDisconnected)
+}
+
+func testServerNonReadingClientIsDisconnected(t *testing.T, backend Option) {
+	ts := startServer(t, backend, WithWriteTimeout(200*time.Millisecond))
 	ts.store.Put("big", strings.Repeat("x", 256<<10))
 	stuck := ts.dial(t)
 	other := ts.dial(t)
@@ -721,9 +791,11 @@ func TestServerNonReadingClientIsDisconnected(t *testing.T) {
 	}
 }
 
-func TestServerContextCancel(t *testing.T) {
+func TestServerContextCancel(t *testing.T) { eachBackend(t, testServerContextCancel) }
+
+func testServerContextCancel(t *testing.T, backend Option) {
 	base := runtime.NumGoroutine()
-	srv := NewServer(New(), WithAddr("127.0.0.1:0"))
+	srv := NewServer(New(), backend, WithAddr("127.0.0.1:0"))
 	ctx, cancel := context.WithCancel(context.Background())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ListenAndServe(ctx) }()
@@ -761,15 +833,18 @@ func TestServerListenError(t *testing.T) {
 func TestServerOptions(t *testing.T) {
 	got := NewServer(New(),
 		WithAddr(""), WithMaxClients(0), WithMaxLineBytes(-1), WithIdleTimeout(-time.Second),
-		WithWriteTimeout(0), WithShutdownTimeout(-1), WithMaxTxnDepth(0), WithLogger(nil), nil).cfg
+		WithWriteTimeout(0), WithShutdownTimeout(-1), WithMaxTxnDepth(0), WithLogger(nil), WithEventLoops(-3), nil).cfg
 	want := defaultConfig()
 	if got.addr != want.addr || got.maxClients != want.maxClients || got.maxLineBytes != want.maxLineBytes ||
 		got.idleTimeout != 0 || got.writeTimeout != want.writeTimeout || got.shutdownTimeout != want.shutdownTimeout ||
-		got.maxTxnDepth != want.maxTxnDepth || got.logger == nil {
+		got.maxTxnDepth != want.maxTxnDepth || got.logger == nil || got.eventLoops != eventLoopsAuto {
 		t.Errorf("invalid values did not keep the defaults: %+v", got)
 	}
 	got = NewServer(New(), WithAddr(":1"), WithMaxClients(3), WithMaxLineBytes(7), WithIdleTimeout(time.Second),
-		WithWriteTimeout(time.Minute), WithShutdownTimeout(time.Hour), WithMaxTxnDepth(1<<20)).cfg
+		WithWriteTimeout(time.Minute), WithShutdownTimeout(time.Hour), WithMaxTxnDepth(1<<20), WithEventLoops(3)).cfg
+	if got.eventLoops != 3 || NewServer(New(), WithEventLoops(0)).cfg.eventLoops != 0 {
+		t.Errorf("WithEventLoops not applied: %d", got.eventLoops)
+	}
 	if got.addr != ":1" || got.maxClients != 3 || got.maxLineBytes != 7 || got.idleTimeout != time.Second ||
 		got.writeTimeout != time.Minute || got.shutdownTimeout != time.Hour || got.maxTxnDepth != MaxTxnDepth {
 		t.Errorf("options not applied: %+v", got)

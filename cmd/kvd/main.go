@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-log-level info]
+//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-event-loops -1] [-log-level info]
 package main
 
 import (
@@ -22,6 +22,7 @@ func main() {
 	maxClients := flag.Int("max-clients", kvstore.DefaultMaxClients, "maximum number of connected clients")
 	maxLine := flag.Int("max-line", kvstore.DefaultMaxLineBytes, "maximum request line length in bytes")
 	idle := flag.Duration("idle-timeout", 0, "close connections idle this long (0 = never)")
+	loops := flag.Int("event-loops", -1, "epoll event loops serving connections (Linux; -1 = GOMAXPROCS, 0 = a goroutine per connection)")
 	var level slog.Level
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	flag.Parse()
@@ -30,7 +31,7 @@ func main() {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv := kvstore.NewServer(kvstore.New(), kvstore.WithAddr(*addr), kvstore.WithMaxClients(*maxClients),
-		kvstore.WithMaxLineBytes(*maxLine), kvstore.WithIdleTimeout(*idle), kvstore.WithLogger(logger))
+		kvstore.WithMaxLineBytes(*maxLine), kvstore.WithIdleTimeout(*idle), kvstore.WithEventLoops(*loops), kvstore.WithLogger(logger))
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error("kvd stopped", "err", err)
 		os.Exit(1)

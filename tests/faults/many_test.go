@@ -109,9 +109,9 @@ func TestManyConnections(t *testing.T) {
 		t.Fatalf("client process: %s\nstderr:\n%s", first, stderr.String())
 	}
 	t.Logf("%d connections open and answered after %v", manyConns, time.Since(start).Round(time.Millisecond))
-	if n := harness.Goroutines(); n < base+manyConns {
-		t.Errorf("%d goroutines with %d clients connected: are they all being served?", n, manyConns)
-	}
+	// READY means all of them are open and answered at once. (The number
+	// of goroutines says nothing about it: the epoll backend serves
+	// connections without one each.)
 	for i := 0; i < manyConns; i += 997 {
 		if v, ok := srv.Store.Get(fmt.Sprintf("many-%d", i)); !ok || v != strconv.Itoa(i) {
 			t.Errorf("store: many-%d = %q, %v", i, v, ok)

@@ -1,0 +1,347 @@
+//go:build linux
+
+package kvstore
+
+import (
+	"bytes"
+	"errors"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// loopConn is a connection served by an event loop. Only its loop
+// touches it.
+//
+// Invariants, between two calls of serve:
+//   - in holds the input not executed yet: a partial line (at most the
+//     line limit), and, only when held is set, complete lines before it.
+//   - held implies len(out) >= maxPendingOutput: lines are left
+//     unexecuted only while the client has not taken enough output.
+//   - out holds the responses the socket did not take; when it is not
+//     empty, full is set and the connection waits for EPOLLOUT, and the
+//     connection is in its loop's waiting set with writeAt its deadline.
+//   - events is the interest registered in epoll: EPOLLIN while canRead,
+//     EPOLLOUT while out is not empty.
+//   - An idle connection (no partial line, nothing to send) keeps no
+//     buffer: in and out are nil.
+type loopConn struct {
+	*serverConn
+	fd int
+
+	in  []byte // input not executed yet
+	out []byte // responses not written yet
+
+	events    uint32 // epoll interest registered
+	idleAt    time.Duration
+	writeAt   time.Duration
+	inWaiting bool // in the loop's waiting set
+
+	held     bool   // in holds complete lines (see the invariants)
+	skipping bool   // discarding the rest of an over-long line
+	full     bool   // the last write hit EAGAIN: write again on EPOLLOUT
+	eof      bool   // no more input: the client closed, or a read failed
+	quit     bool   // EXIT or QUIT was executed
+	draining bool   // shutdown: no more reads; finish and close
+	released bool   // removed from the loop
+	reason   string // why the input ended (when eof)
+}
+
+// canRead reports whether the loop reads from c: not after the input
+// ended or shutdown began, and not while too much output is unsent.
+func (c *loopConn) canRead() bool {
+	return !c.eof && !c.quit && !c.draining && !c.held && len(c.out) < maxPendingOutput
+}
+
+// serve runs c as far as it can go without blocking, after the epoll
+// events ev (zero: a change of state, such as shutdown): write what is
+// unsent, execute held lines, read once and execute what came in, write
+// the responses; then close c if it is done, or update its epoll
+// interest.
+func (l *eventLoop) serve(c *loopConn, ev uint32) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.srv.log.Error("kvd connection panicked", "remote", c.nc.RemoteAddr().String(), "panic", p, "stack", string(debug.Stack()))
+			if !c.released {
+				l.release(c, false, "panic")
+			}
+		}
+	}()
+	if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+		c.full = false
+	}
+	// Responses are collected in the loop's buffer unless c already has
+	// unsent output, which they must follow.
+	out, lent := c.out, false
+	if len(out) == 0 {
+		out, lent = l.out[:0], true
+	}
+	out, err := l.pump(c, out)
+	if err == nil && ev&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 && !c.eof && !c.quit && !c.draining && !c.held && len(out) < maxPendingOutput {
+		out, err = l.readFrom(c, out)
+		if err == nil {
+			out, err = l.pump(c, out)
+		}
+	}
+	// Whatever was not written becomes c's own.
+	if lent {
+		if len(out) > 0 {
+			c.out = append([]byte(nil), out...)
+		}
+		if cap(out) <= keepOutBytes {
+			l.out = out[:0]
+		}
+	} else if len(out) == 0 {
+		c.out = nil
+	} else {
+		c.out = out
+	}
+	switch {
+	case err != nil:
+		l.release(c, false, "write: "+err.Error())
+	case c.quit:
+		l.release(c, true, "quit")
+	case c.held || len(c.out) > 0:
+		l.sync(c)
+	case c.draining:
+		l.release(c, true, "shutdown")
+	case c.eof:
+		l.release(c, false, c.reason)
+	default:
+		l.sync(c)
+	}
+}
+
+// pump writes out and executes held lines, alternately, for as long as
+// the socket takes the output.
+func (l *eventLoop) pump(c *loopConn, out []byte) ([]byte, error) {
+	for {
+		if len(out) > 0 && !c.full {
+			var err error
+			if out, err = l.flush(c, out); err != nil {
+				return out, err
+			}
+		}
+		if !c.held || c.quit || len(out) >= maxPendingOutput {
+			return out, nil
+		}
+		var rest []byte
+		var err error
+		rest, out, err = l.execute(c, out, c.in)
+		c.in = c.in[:copy(c.in, rest)]
+		l.inDone(c)
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// readFrom reads once from c into the loop's buffer and executes what
+// came in.
+func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
+	for {
+		n, err := syscall.Read(c.fd, l.buf)
+		switch {
+		case n > 0:
+			return l.consume(c, out, l.buf[:n])
+		case err == nil:
+			c.eof, c.reason = true, "read: EOF"
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+		default:
+			c.eof, c.reason = true, "read: "+err.Error()
+		}
+		if c.eof { // a partial line is not a request
+			c.in, c.skipping = nil, false
+		}
+		return out, nil
+	}
+}
+
+// consume executes the input data that was just read, after the partial
+// line c holds, and keeps what is left of it.
+func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
+	maxLine := l.srv.cfg.maxLineBytes
+	if c.skipping {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return out, nil
+		}
+		c.skipping = false
+		data = data[i+1:]
+	}
+	if len(c.in) > 0 {
+		// Complete the partial line, never holding more than the limit.
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			if len(c.in)+len(data) > maxLine {
+				out = l.tooLong(out)
+				c.in, c.skipping = nil, true
+			} else {
+				c.in = append(c.in, data...)
+			}
+			return out, nil
+		}
+		if len(c.in)+i > maxLine {
+			out = l.tooLong(out)
+		} else {
+			c.in = append(c.in, data[:i]...)
+			out, c.quit = c.sess.ExecuteLine(out, c.in)
+		}
+		c.in = c.in[:0]
+		data = data[i+1:]
+		if c.quit {
+			l.inDone(c)
+			return out, nil
+		}
+	}
+	rest, out, err := l.execute(c, out, data)
+	c.in = append(c.in[:0], rest...)
+	l.inDone(c)
+	return out, err
+}
+
+// inDone tidies c after its input was executed: it gives back a large
+// buffer that is empty, and restarts the idle timeout when c waits for a
+// new line.
+func (l *eventLoop) inDone(c *loopConn) {
+	if len(c.in) > 0 || c.held || c.skipping {
+		return
+	}
+	if cap(c.in) > keepInBytes {
+		c.in = nil
+	}
+	c.idleAt = l.now + l.srv.cfg.idleTimeout
+}
+
+// execute executes the complete lines at the start of data and returns
+// what it did not execute: a partial line, or, when c's output reaches
+// maxPendingOutput (c.held is set then), the lines after it as well. It
+// writes the output every flushThreshold bytes.
+func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err error) {
+	maxLine := l.srv.cfg.maxLineBytes
+	c.held = false
+	for !c.quit {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		if len(out) >= flushThreshold && !c.full {
+			if out, err = l.flush(c, out); err != nil {
+				return data, out, err
+			}
+		}
+		if len(out) >= maxPendingOutput {
+			c.held = true
+			return data, out, nil
+		}
+		line := data[:i]
+		data = data[i+1:]
+		if len(line) > maxLine {
+			out = l.tooLong(out)
+		} else {
+			out, c.quit = c.sess.ExecuteLine(out, line)
+		}
+	}
+	if c.quit {
+		return nil, out, nil // requests after EXIT are not executed
+	}
+	if len(data) > maxLine {
+		out = l.tooLong(out)
+		c.skipping = true
+		data = nil
+	}
+	return data, out, nil
+}
+
+func (l *eventLoop) tooLong(out []byte) []byte {
+	return appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(l.srv.cfg.maxLineBytes)+" bytes")
+}
+
+// flush writes as much of out as the socket takes without blocking and
+// returns the rest, moved to the start of out.
+func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
+	sent := 0
+	for sent < len(out) {
+		n, err := syscall.Write(c.fd, out[sent:])
+		l.writes.Add(1)
+		if n > 0 {
+			sent += n
+		}
+		if err == nil && n > 0 {
+			continue
+		}
+		if err == nil || errors.Is(err, syscall.EAGAIN) {
+			c.full = true
+			break
+		}
+		if !errors.Is(err, syscall.EINTR) {
+			return out, err
+		}
+	}
+	if sent > 0 {
+		c.writeAt = l.now + l.srv.cfg.writeTimeout // progress
+	}
+	return out[:copy(out, out[sent:])], nil
+}
+
+// sync brings c's epoll interest and its place in the waiting set in line
+// with its state.
+func (l *eventLoop) sync(c *loopConn) {
+	var want uint32
+	if c.canRead() {
+		want |= syscall.EPOLLIN
+	}
+	if len(c.out) > 0 {
+		want |= syscall.EPOLLOUT
+		if !c.inWaiting {
+			c.inWaiting = true
+			l.waiting[c] = struct{}{}
+			c.writeAt = l.now + l.srv.cfg.writeTimeout
+		}
+	} else if c.inWaiting {
+		c.inWaiting = false
+		delete(l.waiting, c)
+	}
+	if want == c.events {
+		return
+	}
+	ev := syscall.EpollEvent{Events: want, Fd: int32(c.fd)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+		l.release(c, false, "epoll: "+err.Error())
+		return
+	}
+	c.events = want
+}
+
+// release removes c from the loop, rolls back its transaction and closes
+// it. With linger (after EXIT, and at shutdown), a goroutine sends the
+// unsent output and closes the connection gracefully (see lingerClose),
+// so the loop never blocks; from then on the net.Conn is the goroutine's.
+func (l *eventLoop) release(c *loopConn, linger bool, reason string) {
+	if c.released {
+		return
+	}
+	c.released = true
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	delete(l.conns, int32(c.fd))
+	if c.inWaiting {
+		delete(l.waiting, c)
+	}
+	c.sess.Close()
+	s := l.srv
+	if linger {
+		s.mu.Lock()
+		if !s.forced.Load() { // else Shutdown has given up waiting
+			c.onLoop = false
+			s.mu.Unlock()
+			go s.closeGracefully(c.serverConn, c.out, reason)
+			return
+		}
+		s.mu.Unlock()
+	}
+	c.nc.Close()
+	s.connDone(c.serverConn, reason)
+}

@@ -1,0 +1,342 @@
+//go:build linux
+
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The epoll backend: a few event loops, each one goroutine with its own
+// epoll instance (level-triggered), serving many connections, in the
+// style of Redis and gnet. The acceptor (Serve) hands each *net.TCPConn
+// to a loop; from then on every system call on the connection's file
+// descriptor is made by that loop, until the loop removes the descriptor
+// from its epoll set and either closes the net.Conn or hands it to a
+// goroutine for the lingering close (see release). The net.Conn is kept
+// for closing, and stays registered with Go's own netpoller, which is
+// harmless: nobody waits on it there.
+//
+// What runs on a loop: read (one read per readiness event, into the
+// loop's shared buffer), execute every complete line with the
+// connection's Session, write the responses (one write per batch), and
+// keep, per connection, only the bytes that could not be dealt with: a
+// partial line, and responses the socket did not take.
+
+const (
+	// maxPendingOutput bounds a connection's unsent responses: above it
+	// the loop stops executing its requests and stops reading from it,
+	// and resumes when the socket takes the output (EPOLLOUT). One
+	// response may overshoot it.
+	maxPendingOutput = 256 << 10
+	// loopEvents is how many epoll events one epoll_wait returns at most.
+	loopEvents = 256
+	// keepInBytes is the largest partial-line buffer a connection keeps
+	// once the line is done; a bigger one is given back.
+	keepInBytes = 4 << 10
+)
+
+// eventLoop is one epoll event loop and the connections it serves.
+type eventLoop struct {
+	srv  *Server
+	epfd int // the epoll instance
+	evfd int // an eventfd, in the epoll set, that wakes the loop
+
+	// Shared with other goroutines, under mu.
+	mu      sync.Mutex
+	pending []loopHandoff // connections handed over, not yet registered
+	closed  bool          // the loop has exited: epfd and evfd are closed
+
+	// Owned by the loop goroutine.
+	conns     map[int32]*loopConn    // by file descriptor
+	waiting   map[*loopConn]struct{} // connections with unsent output
+	events    []syscall.EpollEvent
+	buf       []byte        // the read buffer, shared by all connections
+	out       []byte        // the response buffer, lent to one connection at a time
+	start     time.Time     // origin of the loop clock
+	now       time.Duration // loop clock, read after each epoll_wait
+	tick      time.Duration // how often timeouts are checked
+	nextSweep time.Duration // when they are checked next
+	draining  bool          // shutdown has been seen
+
+	writes atomic.Int64 // write system calls made, for tests
+}
+
+// loopHandoff is a connection on its way to a loop.
+type loopHandoff struct {
+	c  *serverConn
+	fd int
+}
+
+// handToLoop gives c to an event loop, starting the loops on first use,
+// and reports whether it did; if not, the caller serves c with a
+// goroutine. It is called with s.mu held, before closing is set.
+func (s *Server) handToLoop(c *serverConn) bool {
+	n := s.cfg.eventLoops
+	if n == eventLoopsAuto {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n <= 0 || s.loopsNoGo {
+		return false
+	}
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	fd := -1
+	if rc, err := tc.SyscallConn(); err == nil {
+		rc.Control(func(f uintptr) { fd = int(f) })
+	}
+	if fd < 0 {
+		return false
+	}
+	if s.loops == nil {
+		loops := make([]*eventLoop, 0, n)
+		for range n {
+			l, err := newEventLoop(s)
+			if err != nil {
+				for _, l := range loops {
+					l.closeFDs()
+				}
+				s.log.Warn("kvd cannot start epoll event loops; serving each connection with a goroutine", "err", err)
+				s.loopsNoGo = true
+				return false
+			}
+			loops = append(loops, l)
+		}
+		s.loops = loops
+		for _, l := range loops {
+			s.loopsGroup.Add(1)
+			go l.run()
+		}
+	}
+	for range len(s.loops) {
+		l := s.loops[s.nextLoop%len(s.loops)]
+		s.nextLoop++
+		if l.add(c, fd) {
+			c.onLoop = true
+			return true
+		}
+	}
+	return false // every loop has failed and exited
+}
+
+// newEventLoop creates a loop's epoll instance and eventfd.
+func newEventLoop(s *Server) (*eventLoop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	// EFD_NONBLOCK and EFD_CLOEXEC are O_NONBLOCK and O_CLOEXEC.
+	r, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errno != 0 {
+		syscall.Close(epfd)
+		return nil, errno
+	}
+	l := &eventLoop{
+		srv:     s,
+		epfd:    epfd,
+		evfd:    int(r),
+		conns:   make(map[int32]*loopConn),
+		waiting: make(map[*loopConn]struct{}),
+		events:  make([]syscall.EpollEvent, loopEvents),
+		buf:     make([]byte, maxReadBuffer),
+		start:   time.Now(),
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.evfd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
+		l.closeFDs()
+		return nil, err
+	}
+	// Timeouts are checked every tenth of the shortest one: a connection
+	// is closed at most 10% late.
+	t := s.cfg.writeTimeout
+	if idle := s.cfg.idleTimeout; idle > 0 && idle < t {
+		t = idle
+	}
+	l.tick = min(max(t/10, 5*time.Millisecond), time.Second)
+	return l, nil
+}
+
+func (l *eventLoop) closeFDs() {
+	syscall.Close(l.evfd)
+	syscall.Close(l.epfd)
+}
+
+// add queues c for registration by the loop and wakes it. It reports
+// false if the loop has exited.
+func (l *eventLoop) add(c *serverConn, fd int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.pending = append(l.pending, loopHandoff{c, fd})
+	if len(l.pending) == 1 { // otherwise a wake-up is on its way
+		l.wakeLocked()
+	}
+	return true
+}
+
+// wake makes the loop return from epoll_wait and look at the pending
+// connections and the server's shutdown state.
+func (l *eventLoop) wake() {
+	l.mu.Lock()
+	l.wakeLocked()
+	l.mu.Unlock()
+}
+
+func (l *eventLoop) wakeLocked() {
+	if l.closed {
+		return
+	}
+	// Any non-zero value will do; if the counter is full (EAGAIN) a
+	// wake-up is pending anyway.
+	one := [8]byte{1}
+	syscall.Write(l.evfd, one[:])
+}
+
+// writeCalls is the number of write system calls the loop made.
+func (l *eventLoop) writeCalls() int64 { return l.writes.Load() }
+
+// run is the loop goroutine. Each round: wait for events (or the next
+// timeout check), serve every ready connection as far as it can go
+// without blocking, register new connections, and react to shutdown. It
+// returns when the server is shutting down and the loop has no
+// connections left.
+func (l *eventLoop) run() {
+	s := l.srv
+	defer s.loopsGroup.Done()
+	defer l.exit()
+	for {
+		n, err := syscall.EpollWait(l.epfd, l.events, l.pollTimeout())
+		if err != nil && !errors.Is(err, syscall.EINTR) {
+			s.log.Error("kvd event loop failed; closing its connections", "err", err)
+			l.closeAll("event loop failed")
+			return
+		}
+		l.now = time.Since(l.start)
+		for i := range n {
+			ev := &l.events[i]
+			if ev.Fd == int32(l.evfd) {
+				var b [8]byte
+				syscall.Read(l.evfd, b[:])
+				continue
+			}
+			if c := l.conns[ev.Fd]; c != nil {
+				l.serve(c, ev.Events)
+			}
+		}
+		l.register()
+		if s.closing.Load() {
+			if s.forced.Load() {
+				l.closeAll("shutdown (forced)")
+			} else if !l.draining {
+				// Stop reading; finish the requests already read, send
+				// their responses, then close (see serve).
+				l.draining = true
+				for _, c := range l.conns {
+					c.draining = true
+					l.serve(c, 0)
+				}
+			}
+			if len(l.conns) == 0 {
+				return
+			}
+		}
+		if l.now >= l.nextSweep {
+			l.sweep()
+		}
+	}
+}
+
+// pollTimeout is the epoll_wait timeout in milliseconds: until the next
+// timeout check if one can be due, otherwise forever.
+func (l *eventLoop) pollTimeout() int {
+	if len(l.waiting) == 0 && l.srv.cfg.idleTimeout == 0 {
+		return -1
+	}
+	d := l.nextSweep - time.Since(l.start)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// sweep closes the connections whose write or idle timeout has passed.
+func (l *eventLoop) sweep() {
+	l.nextSweep = l.now + l.tick
+	for c := range l.waiting {
+		if l.now > c.writeAt {
+			l.release(c, false, "write timeout")
+		}
+	}
+	if l.srv.cfg.idleTimeout > 0 {
+		for _, c := range l.conns {
+			if len(c.out) == 0 && c.canRead() && l.now > c.idleAt {
+				l.release(c, false, "idle timeout")
+			}
+		}
+	}
+}
+
+// register adds the connections handed over to the epoll set.
+func (l *eventLoop) register() {
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	s := l.srv
+	for _, h := range pending {
+		c := &loopConn{serverConn: h.c, fd: h.fd, idleAt: l.now + s.cfg.idleTimeout}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(h.fd)}
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, h.fd, &ev); err != nil {
+			s.log.Warn("kvd cannot add a connection to epoll", "err", err)
+			c.sess.Close()
+			c.nc.Close()
+			s.connDone(c.serverConn, "epoll: "+err.Error())
+			continue
+		}
+		c.events = syscall.EPOLLIN
+		l.conns[int32(h.fd)] = c
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("kvd client connected", "remote", c.nc.RemoteAddr().String())
+		}
+		if l.draining {
+			c.draining = true
+			l.serve(c, 0)
+		}
+	}
+}
+
+// closeAll closes every connection of the loop at once.
+func (l *eventLoop) closeAll(reason string) {
+	for _, c := range l.conns {
+		l.release(c, false, reason)
+	}
+}
+
+// exit closes the loop's descriptors, and any connection handed over
+// that it will never register.
+func (l *eventLoop) exit() {
+	l.register()
+	l.closeAll("shutdown")
+	l.mu.Lock()
+	l.closed = true
+	pending := l.pending
+	l.pending = nil
+	l.closeFDs()
+	l.mu.Unlock()
+	for _, h := range pending {
+		h.c.sess.Close()
+		h.c.nc.Close()
+		l.srv.connDone(h.c, "shutdown")
+	}
+}

@@ -1,0 +1,201 @@
+package kvstore
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+// This file is the portable backend: one goroutine per connection, with
+// blocking reads and writes on the net.Conn. It serves every connection on
+// systems without the epoll backend, connections that are not
+// *net.TCPConn, and every connection when WithEventLoops(0) is given.
+
+// lingerClose makes sure the responses already written reach the client
+// before the connection is closed: closing a socket with unread input makes
+// the kernel send a reset, which can destroy responses still in flight (a
+// client that pipelines requests after EXIT, or during shutdown). So, like
+// net/http, it shuts down the sending side and then reads and discards
+// input until the client closes too, or has sent nothing for lingerQuiet,
+// and for at most timeout in all (the write timeout: the time a client is
+// given to take its responses). An expired Shutdown context also ends it,
+// since it closes every connection.
+func lingerClose(nc net.Conn, timeout time.Duration) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	giveUp := time.Now().Add(timeout)
+	var scratch [4096]byte
+	for time.Now().Before(giveUp) {
+		deadline := time.Now().Add(lingerQuiet)
+		if deadline.After(giveUp) {
+			deadline = giveUp
+		}
+		nc.SetReadDeadline(deadline)
+		if _, err := nc.Read(scratch[:]); err != nil {
+			return // closed by the client, quiet for lingerQuiet, or timed out
+		}
+	}
+}
+
+// serveConn runs one connection until it ends: the client quits or hangs
+// up, an I/O error or timeout, or shutdown.
+func (s *Server) serveConn(c *serverConn) {
+	remote := c.nc.RemoteAddr().String()
+	s.log.Debug("kvd client connected", "remote", remote)
+	reason := "closed"
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("kvd connection panicked", "remote", remote, "panic", p, "stack", string(debug.Stack()))
+			reason = "panic"
+		}
+		c.sess.Close() // roll back an open transaction
+		if reason == "quit" || reason == "shutdown" {
+			lingerClose(c.nc, s.cfg.writeTimeout)
+		}
+		c.nc.Close()
+		s.connDone(c, reason)
+	}()
+	reason = s.connLoop(c)
+}
+
+// connLoop is the read-execute-write loop of one connection. It returns
+// why the connection ended.
+func (s *Server) connLoop(c *serverConn) string {
+	var (
+		nc       = c.nc
+		maxLine  = s.cfg.maxLineBytes
+		buf      = make([]byte, minReadBuffer)
+		filled   bool   // the last read filled buf: the client streams
+		start    int    // first unprocessed byte in buf
+		end      int    // end of the data in buf
+		skipping bool   // discarding the rest of an over-long line
+		out      []byte // responses not yet written
+		readErr  error
+		quit     bool
+	)
+	flush := func() bool {
+		if len(out) == 0 {
+			return true
+		}
+		nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		_, err := nc.Write(out)
+		if cap(out) > keepOutBytes {
+			out = nil
+		} else {
+			out = out[:0]
+		}
+		return err == nil
+	}
+	tooLong := func() {
+		out = appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(maxLine)+" bytes")
+	}
+
+	for {
+		// Execute every complete request already read.
+		for start < end {
+			i := bytes.IndexByte(buf[start:end], '\n')
+			if i < 0 {
+				break
+			}
+			line := buf[start : start+i]
+			start += i + 1
+			switch {
+			case skipping:
+				skipping = false // the rest of the over-long line
+			case len(line) > maxLine:
+				tooLong()
+			default:
+				out, quit = c.sess.ExecuteLine(out, line)
+				if quit {
+					flush()
+					return "quit"
+				}
+			}
+			if len(out) >= flushThreshold && !flush() {
+				return "write error"
+			}
+		}
+
+		// What is left is at most one incomplete line.
+		partial := end - start
+		switch {
+		case skipping:
+			start, end = 0, 0
+		case partial > maxLine:
+			tooLong()
+			skipping = true
+			start, end = 0, 0
+		default:
+			copy(buf, buf[start:end])
+			start, end = 0, partial
+			if end == len(buf) {
+				// The line is longer than the buffer but not yet over
+				// the limit: grow, never beyond limit+1 bytes.
+				nb := make([]byte, min(2*len(buf), maxLine+1))
+				copy(nb, buf[:end])
+				buf = nb
+			} else if filled && len(buf) < maxReadBuffer {
+				// The client streams requests: read more per system call.
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:end])
+				buf = nb
+			} else if len(buf) > maxReadBuffer && end < maxReadBuffer/2 {
+				// A long line is done: give the memory back.
+				nb := make([]byte, maxReadBuffer)
+				copy(nb, buf[:end])
+				buf = nb
+			}
+		}
+
+		// About to wait for input: send what we have.
+		if !flush() {
+			return "write error"
+		}
+		if readErr != nil {
+			return "read: " + readErr.Error()
+		}
+		if s.cfg.idleTimeout > 0 && end == 0 && !skipping {
+			nc.SetReadDeadline(time.Now().Add(s.cfg.idleTimeout))
+		}
+		// Checked after setting the deadline: Shutdown sets closing and
+		// then a past deadline, so one of the two stops the read.
+		if s.closing.Load() {
+			return "shutdown"
+		}
+		n, err := nc.Read(buf[end:])
+		end += n
+		filled = end == len(buf)
+		if err != nil {
+			if s.closing.Load() {
+				// Answer complete requests that came with the last read,
+				// then stop.
+				readErr = errors.New("server shutting down")
+			} else {
+				readErr = err
+			}
+		}
+	}
+}
+
+// closeGracefully sends out, the last responses of a connection an event
+// loop has given up, and closes it the way the goroutine backend does
+// after EXIT or at shutdown (see lingerClose). It runs in its own
+// goroutine so that the loop never blocks.
+func (s *Server) closeGracefully(c *serverConn, out []byte, reason string) {
+	ok := true
+	if len(out) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		_, err := c.nc.Write(out)
+		ok = err == nil
+	}
+	if ok {
+		lingerClose(c.nc, s.cfg.writeTimeout)
+	}
+	c.nc.Close()
+	s.connDone(c, reason)
+}
