@@ -3,7 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
-	"strings"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,12 +20,33 @@ const (
 )
 
 var (
-	keys  = makeKeys(benchKeys)
-	value = strings.Repeat("v", valueBytes)
+	keys = makeKeys(benchKeys)
+	// probes are the same keys in memory of their own, as a program's keys
+	// would be when they come from a request. Looking a stored key up with
+	// the very string it was stored with lets a Go map skip comparing the
+	// key's bytes (equal pointers), which no server ever gets to do.
+	probes = makeKeys(benchKeys)
+	// values holds a distinct 64-byte value for every key, as real data
+	// would: with one shared value string, a store that keeps references
+	// to the caller's strings would hold no value bytes at all, and one
+	// that owns its data would be charged for a working set the others do
+	// not have. Writes pick a value with the key.
+	values = makeValues(benchKeys)
 
 	loadedMu sync.Mutex
 	loaded   = map[string]KV{}
 )
+
+func makeValues(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%0*d", valueBytes, i)
+	}
+	return out
+}
+
+// valueFor returns the value written to keys[i] or probes[i].
+func valueFor(i uint64) string { return values[i%benchKeys] }
 
 func makeKeys(n int) []string {
 	out := make([]string, n)
@@ -43,7 +64,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// loadedStore returns the shared, fully loaded store made by f.
+// loadedStore returns the shared, fully loaded store made by f. Only one
+// store is loaded at a time: the others are closed and collected first, so
+// that no store's benchmark pays for marking another store's heap in the
+// garbage collector (a store that allocates per operation would otherwise
+// be charged for every other store's pointers).
 func loadedStore(b *testing.B, f Factory) KV {
 	b.Helper()
 	loadedMu.Lock()
@@ -51,6 +76,11 @@ func loadedStore(b *testing.B, f Factory) KV {
 	if s, ok := loaded[f.Name]; ok {
 		return s
 	}
+	for name, other := range loaded {
+		other.Close()
+		delete(loaded, name)
+	}
+	runtime.GC()
 	s, err := f.New()
 	if err != nil {
 		b.Fatalf("%s: %v", f.Name, err)
@@ -60,8 +90,8 @@ func loadedStore(b *testing.B, f Factory) KV {
 		for lo := 0; lo < len(keys); lo += 1000 {
 			batch := keys[lo:min(lo+1000, len(keys))]
 			err := tx.Update(func(t Tx) error {
-				for _, k := range batch {
-					if err := t.Put(k, value); err != nil {
+				for i, k := range batch {
+					if err := t.Put(k, values[lo+i]); err != nil {
 						return err
 					}
 				}
@@ -72,8 +102,8 @@ func loadedStore(b *testing.B, f Factory) KV {
 			}
 		}
 	} else {
-		for _, k := range keys {
-			s.Put(k, value)
+		for i, k := range keys {
+			s.Put(k, values[i])
 		}
 	}
 	loaded[f.Name] = s
@@ -99,7 +129,7 @@ func (r *rng) next() uint64 {
 	return x * 0x2545f4914f6cdd1d
 }
 
-func (r *rng) key() string { return keys[r.next()%benchKeys] }
+func (r *rng) key() string { return probes[r.next()%benchKeys] }
 
 // forEachStore runs fn as a sub-benchmark for every store.
 func forEachStore(b *testing.B, fn func(b *testing.B, s KV)) {
@@ -138,7 +168,8 @@ func BenchmarkPut(b *testing.B) {
 		r := newRNG()
 		b.ReportAllocs()
 		for b.Loop() {
-			s.Put(r.key(), value)
+			x := r.next()
+			s.Put(probes[x%benchKeys], valueFor(x>>20))
 		}
 	})
 }
@@ -152,9 +183,9 @@ func BenchmarkMix9010(b *testing.B) {
 			r := newRNG()
 			for pb.Next() {
 				x := r.next()
-				k := keys[(x>>8)%benchKeys]
+				k := probes[(x>>8)%benchKeys]
 				if x&0xff < 26 { // 26/256 ~ 10%
-					s.Put(k, value)
+					s.Put(k, valueFor(x>>32))
 				} else if _, ok := s.Get(k); !ok {
 					b.Error("loaded key missing")
 					return
@@ -182,7 +213,7 @@ func newTxnWork() *txnWork {
 			}
 		}
 		for _, k := range w.ks[txnReads:] {
-			if err := t.Put(k, value); err != nil {
+			if err := t.Put(k, valueFor(w.r.next())); err != nil {
 				return err
 			}
 		}
