@@ -5,6 +5,8 @@ package kvstore
 import (
 	"bytes"
 	"errors"
+	"net"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -317,9 +319,9 @@ func (l *eventLoop) sync(c *loopConn) {
 }
 
 // release removes c from the loop, rolls back its transaction and closes
-// it. With linger (after EXIT, and at shutdown), a goroutine sends the
-// unsent output and closes the connection gracefully (see lingerClose),
-// so the loop never blocks; from then on the net.Conn is the goroutine's.
+// it. With linger (after EXIT, and at shutdown), the descriptor becomes a
+// net.Conn again, and a goroutine sends the unsent output and closes the
+// connection gracefully (see lingerClose), so that the loop never blocks.
 func (l *eventLoop) release(c *loopConn, linger bool, reason string) {
 	if c.released {
 		return
@@ -333,15 +335,26 @@ func (l *eventLoop) release(c *loopConn, linger bool, reason string) {
 	c.sess.Close()
 	s := l.srv
 	if linger {
+		// FileConn registers a copy of the descriptor with Go's netpoller.
+		f := os.NewFile(uintptr(c.fd), "")
+		nc, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			s.connDone(c.serverConn, reason)
+			return
+		}
 		s.mu.Lock()
 		if !s.forced.Load() { // else Shutdown has given up waiting
-			c.onLoop = false
+			c.nc, c.onLoop = nc, false
 			s.mu.Unlock()
 			go s.closeGracefully(c.serverConn, c.out, reason)
 			return
 		}
 		s.mu.Unlock()
+		nc.Close()
+		s.connDone(c.serverConn, reason)
+		return
 	}
-	c.nc.Close()
+	syscall.Close(c.fd)
 	s.connDone(c.serverConn, reason)
 }

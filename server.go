@@ -89,7 +89,10 @@ type serverConn struct {
 	nc   net.Conn
 	sess *Session
 	// onLoop is set (under Server.mu) while an event loop owns the
-	// connection's file descriptor: then only that loop may close nc.
+	// connection's socket: nc is closed then, and only the loop may close
+	// the copy of the descriptor it serves. A loop that hands the
+	// connection to a goroutine for its graceful close sets nc to a new
+	// net.Conn on the socket first, under Server.mu.
 	onLoop bool
 }
 
