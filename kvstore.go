@@ -48,7 +48,6 @@ func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
 
 func shardIndex(h uint64) int { return int(h & (numShards - 1)) }
 
-
 // Get returns the value of key and whether it exists. It never blocks on
 // transactions, allocates nothing and does not retain key.
 func (s *Store) Get(key string) (value string, ok bool) {
