@@ -10,7 +10,7 @@
 # and RSS with 10,000 idle connections. Both servers are stopped by PID on
 # every exit path.
 #
-# Usage: bench/compare.sh [-d 5s] [-r 3] [-s c50-P1,c50-P16] [-o DIR] [-M] [-T] [-p] [-h]
+# Usage: bench/compare.sh [-d 5s] [-r 3] [-s c50-P1,c50-P16] [-o DIR] [-k ARGS] [-M] [-T] [-p] [-h]
 #   -d DUR    duration of each kvbench run (default 5s)
 #   -r N      rounds per scenario; each round runs kvd then redis (default 3)
 #   -s LIST   only these scenarios (comma-separated names, see below)
@@ -18,6 +18,7 @@
 #   -M        skip the memory (RSS) measurements
 #   -T        skip the throughput scenarios
 #   -p        pin: servers on CPU 0, kvbench on CPU 1 (default: unpinned)
+#   -k ARGS   extra kvd flags, e.g. -k '-event-loops 1' (default: none)
 #   -R DIR    only print the throughput table again from DIR/results.jsonl
 #             of an earlier run (no servers, no builds)
 #
@@ -43,7 +44,8 @@ REPORT_ONLY=""
 IDLE_CONNS=10000
 MEM_KEYS=1000000
 
-while getopts "d:r:s:o:R:MTph" opt; do
+KVD_ARGS=""
+while getopts "d:r:s:o:R:k:MTph" opt; do
   case $opt in
     d) DUR=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
@@ -52,6 +54,7 @@ while getopts "d:r:s:o:R:MTph" opt; do
     M) DO_MEM=0 ;;
     T) DO_TPUT=0 ;;
     p) PIN=1 ;;
+    k) KVD_ARGS=$OPTARG ;;
     R) REPORT_ONLY=$OPTARG ;;
     h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [-d 5s] [-r 3] [-s names] [-o dir] [-M] [-T] [-p]" >&2; exit 2 ;;
@@ -193,7 +196,8 @@ wait_port() { # wait_port PORT PID
 }
 
 start_kvd() {
-  "${SRV_PIN[@]}" "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -max-clients $((IDLE_CONNS + 100)) -log-level warn \
+  # shellcheck disable=SC2086 # KVD_ARGS is a list of flags
+  "${SRV_PIN[@]}" "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -max-clients $((IDLE_CONNS + 100)) -log-level warn $KVD_ARGS \
     >>"$OUT/kvd.log" 2>&1 &
   KVD_PID=$!
   wait_port "$KVD_PORT" "$KVD_PID"
