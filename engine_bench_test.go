@@ -3,10 +3,17 @@ package kvstore
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
 const benchKeys = 100_000
+
+// goroutineStart gives each goroutine of a parallel benchmark its own
+// starting key, so that they do not walk the same shards in lockstep.
+var goroutineStart atomic.Int64
+
+func nextStart() int { return int(goroutineStart.Add(1)*7919) % benchKeys }
 
 // benchStore returns a store with benchKeys keys of 64-byte values and the
 // keys themselves.
@@ -36,7 +43,7 @@ func BenchmarkStoreGetParallel(b *testing.B) {
 	s, keys := benchStore(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		i := 0
+		i := nextStart()
 		for pb.Next() {
 			s.Get(keys[i%benchKeys])
 			i += 7
@@ -60,7 +67,7 @@ func BenchmarkStorePutParallel(b *testing.B) {
 	val := string(make([]byte, 64))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		i := 0
+		i := nextStart()
 		for pb.Next() {
 			s.Put(keys[i%benchKeys], val)
 			i += 7
@@ -74,7 +81,7 @@ func BenchmarkStoreMixParallel(b *testing.B) {
 	val := string(make([]byte, 64))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		i := 0
+		i := nextStart()
 		for pb.Next() {
 			if i%10 == 0 {
 				s.Put(keys[i%benchKeys], val)
@@ -153,7 +160,7 @@ func BenchmarkViewParallel(b *testing.B) {
 	s, keys := benchStore(b)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		i := 0
+		i := nextStart()
 		for pb.Next() {
 			s.View(func(tx *Txn) error {
 				for j := range 10 {
