@@ -37,7 +37,7 @@ func (s *Store) commit(t *Txn) error {
 		shards = append(shards, uint16(i))
 		if locked[i/64]&(1<<(i%64)) == 0 {
 			locked[i/64] |= 1 << (i % 64)
-			s.shards[i].mu.Lock()
+			s.shards[i].lock()
 		}
 	}
 	o.shardScratch = shards
@@ -62,7 +62,7 @@ func (s *Store) commit(t *Txn) error {
 
 	for i := range s.shards {
 		if locked[i/64]&(1<<(i%64)) != 0 {
-			s.shards[i].mu.Unlock()
+			s.shards[i].unlock()
 		}
 	}
 	return nil

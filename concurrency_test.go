@@ -278,3 +278,92 @@ func TestOpenTransactionBlocksNobody(t *testing.T) {
 		t.Fatalf("outer Commit = %v, want ErrConflict", err)
 	}
 }
+
+// TestGetDuringChurn reads keys that never change while writers insert and
+// delete hundreds of others in the same shard, which grows its table and
+// shifts slots back on removal under the readers' feet: a lock-free Get
+// must never miss a stable key or return another key's value.
+func TestGetDuringChurn(t *testing.T) {
+	s := New()
+	// All keys in one shard, so that readers and writers meet.
+	var stable, churn []string
+	for i := 0; len(stable) < 64 || len(churn) < 400; i++ {
+		k := fmt.Sprint("k", i)
+		if shardIndex(s.hash(k)) != 0 {
+			continue
+		}
+		if len(stable) < 64 {
+			stable = append(stable, k)
+		} else {
+			churn = append(churn, k)
+		}
+	}
+	for _, k := range stable {
+		s.Put(k, "v"+k)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			for _, k := range churn {
+				s.Put(k, "x")
+			}
+			for _, k := range churn {
+				s.Delete(k)
+			}
+		}
+	})
+	wg.Go(func() {
+		for n := 0; !stop.Load(); n++ {
+			k := stable[n%len(stable)]
+			if v, ok := s.Get(k); !ok || v != "v"+k {
+				t.Errorf("Get(%s) = %q, %v during churn", k, v, ok)
+				stop.Store(true)
+			}
+		}
+	})
+	time.Sleep(2 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+}
+
+// TestGetWaitsForWriter takes a shard's write lock, empties a key's slot as
+// a writer might in the middle of moving it, and checks that a lock-free
+// Get started meanwhile neither reports the key missing nor returns before
+// the writer is done, and then sees the key.
+func TestGetWaitsForWriter(t *testing.T) {
+	s := New()
+	s.Put("k", "v")
+	h := s.hash("k")
+	sh := &s.shards[shardIndex(h)]
+
+	sh.lock()
+	i := sh.t.find("k", h)
+	saved := sh.t.slots[i]
+	sh.t.store(i, slot{}) // the key is nowhere for the moment
+
+	got := make(chan string, 1)
+	go func() {
+		v, ok := s.Get("k")
+		got <- outcome(v, ok)
+	}()
+	select {
+	case v := <-got:
+		t.Fatalf("Get returned %q while a writer held the shard", v)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sh.t.store(i, saved)
+	sh.unlock()
+	if v := <-got; v != "v" {
+		t.Fatalf("Get = %q after the writer finished, want v", v)
+	}
+
+	// A reader that probed before the writer started and finishes after it
+	// must not trust what it read: the sequence number changed.
+	seq := sh.seq.Load()
+	sh.lock()
+	sh.unlock()
+	if sh.seq.Load() == seq || sh.seq.Load()&1 != 0 {
+		t.Fatalf("a write moved seq from %d to %d; readers could not tell", seq, sh.seq.Load())
+	}
+}

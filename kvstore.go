@@ -52,16 +52,7 @@ func shardIndex(h uint64) int { return int(h & (numShards - 1)) }
 // transactions, allocates nothing and does not retain key.
 func (s *Store) Get(key string) (value string, ok bool) {
 	h := s.hash(key)
-	sh := &s.shards[shardIndex(h)]
-	sh.mu.RLock()
-	if i := sh.t.find(key, h); i >= 0 {
-		sl := &sh.t.slots[i]
-		if ok = sl.meta&slotTombBit == 0; ok {
-			value = sl.value()
-		}
-	}
-	sh.mu.RUnlock()
-	return value, ok
+	return s.shards[shardIndex(h)].get(key, h)
 }
 
 // readAt returns the value of key, whose hash is h, in the snapshot at
@@ -87,7 +78,7 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	i := sh.t.find(key, h)
-	return i >= 0 && sh.t.slots[i].ts()&^tombstoneBit > readTs
+	return i >= 0 && sh.t.ts(i)&^tombstoneBit > readTs
 }
 
 // Put sets key to value, as a commit of its own. The store copies both
@@ -98,12 +89,12 @@ func (s *Store) Put(key, value string) {
 	o.mu.Lock()
 	ts := o.committed.Load() + 1
 	sh := &s.shards[shardIndex(h)]
-	sh.mu.Lock()
+	sh.lock()
 	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
-	sh.mu.Unlock()
+	sh.unlock()
 	o.mu.Unlock()
 }
 
@@ -115,8 +106,8 @@ func (s *Store) Delete(key string) (existed bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	sh := &s.shards[shardIndex(h)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	sh.lock()
+	defer sh.unlock()
 	if !sh.holdsValue(key, h) {
 		return false
 	}
@@ -147,13 +138,13 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64
 	sh.lastCommit = checkTs(ts)
 	i := sh.t.find(key, h)
 	if i < 0 {
-		sh.t.insert(key, h).set(key, value, h, ts)
+		sh.t.set(sh.t.insert(key, h), key, value, h, ts)
 		return true
 	}
 	e := sh.entryAt(i)
 	added = e.deleted()
 	e.push(value, ts, active)
-	sh.t.slots[i].set(key, e.val, h, e.ts)
+	sh.t.set(i, key, e.val, h, e.ts)
 	s.keepHistory(sh, i, e, active)
 	return added
 }
@@ -166,7 +157,7 @@ func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint
 	i := sh.t.find(key, h)
 	e := sh.entryAt(i)
 	e.push("", ts|tombstoneBit, active)
-	sh.t.slots[i].set(key, "", h, e.ts)
+	sh.t.set(i, key, "", h, e.ts)
 	s.keepHistory(sh, i, e, active)
 }
 
@@ -187,7 +178,7 @@ func (s *Store) keepHistory(sh *shard, i int, e entry, active []uint64) {
 	// The map keys are views of the slot's record: unlike the caller's key,
 	// they never change, and they keep the record alive only while the
 	// key keeps history.
-	key := sh.t.slots[i].key()
+	key := sh.t.key(i)
 	switch {
 	case e.collectable() && (len(active) == 0 || active[0] >= e.commitTs()):
 		sh.t.remove(i)
@@ -213,7 +204,7 @@ func (s *Store) sweepLocked() {
 	for key := range s.oracle.dirty {
 		h := s.hash(key)
 		sh := &s.shards[shardIndex(h)]
-		sh.mu.Lock()
+		sh.lock()
 		if i := sh.t.find(key, h); i >= 0 {
 			e := sh.entryAt(i)
 			e.trim(active)
@@ -221,7 +212,7 @@ func (s *Store) sweepLocked() {
 		} else {
 			delete(s.oracle.dirty, key)
 		}
-		sh.mu.Unlock()
+		sh.unlock()
 	}
 }
 

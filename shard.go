@@ -1,14 +1,27 @@
 package kvstore
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
 
 // shard is one part of the key space with its own lock: a table of newest
 // versions and, for the few keys that keep older versions for open
-// snapshots, their history. Padded so that neighbouring shards' locks do not
-// share a cache line.
+// snapshots, their history. Padded so that neighbouring shards do not share
+// a cache line.
+//
+// Store.Get reads a shard without taking its lock, like a seqlock: a writer
+// makes seq odd when it takes the lock and even again when it lets go, so a
+// reader that saw the same even seq before and after its probe knows no
+// writer touched the table in between; otherwise it probes again. Readers
+// thus write no shared memory, and reads scale across cores. Everything
+// else (transactions' snapshot reads, which look at history) takes the
+// read lock.
 type shard struct {
-	mu sync.RWMutex
-	t  table
+	mu  sync.RWMutex
+	seq atomic.Uint64
+	t   table
 	// hist holds the older versions of keys that keep history, newest first.
 	hist map[string]*version
 	// lastCommit is the timestamp of the newest commit that wrote to this
@@ -16,15 +29,44 @@ type shard struct {
 	// keys all lie in shards not written since its snapshot skips looking
 	// them up.
 	lastCommit uint64
-	_          [48]byte
+	_          [24]byte
+}
+
+// lock takes the shard's lock as a writer and tells lock-free readers.
+func (sh *shard) lock() {
+	sh.mu.Lock()
+	sh.seq.Add(1)
+}
+
+// unlock ends a write.
+func (sh *shard) unlock() {
+	sh.seq.Add(1)
+	sh.mu.Unlock()
+}
+
+// get returns the newest value of key, whose hash is h, without the lock.
+func (sh *shard) get(key string, h uint64) (value string, ok bool) {
+	for spins := 0; ; spins++ {
+		if seq := sh.seq.Load(); seq&1 == 0 {
+			rec, meta, found := sh.t.lookup(key, h)
+			if sh.seq.Load() == seq {
+				if !found || meta&slotTombBit != 0 {
+					return "", false
+				}
+				return recValue(rec), true
+			}
+		}
+		if spins >= 4 {
+			runtime.Gosched() // a writer is busy; let it finish
+		}
+	}
 }
 
 // entryAt returns the versions of the key in slot i. Requires sh.mu.
 func (sh *shard) entryAt(i int) entry {
-	sl := &sh.t.slots[i]
-	e := entry{val: sl.value(), ts: sl.ts()}
+	e := entry{val: sh.t.value(i), ts: sh.t.ts(i)}
 	if len(sh.hist) > 0 {
-		e.older = sh.hist[sl.key()]
+		e.older = sh.hist[sh.t.key(i)]
 	}
 	return e
 }
@@ -42,7 +84,7 @@ func (sh *shard) load(key string, h uint64) (entry, bool) {
 // Requires sh.mu.
 func (sh *shard) holdsValue(key string, h uint64) bool {
 	i := sh.t.find(key, h)
-	return i >= 0 && sh.t.slots[i].meta&slotTombBit == 0
+	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0
 }
 
 // setHistory records the older versions of key; nil forgets them. key must

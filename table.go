@@ -2,30 +2,34 @@ package kvstore
 
 import (
 	"hash/maphash"
+	"sync/atomic"
 	"unsafe"
 )
 
 // table is an open-addressing hash table (linear probing, backward-shift
 // deletion) that maps a key to its newest version. It replaces a Go map for
-// memory: a key and its value are copied into one allocation without
-// pointers (so the garbage collector never scans it), and a slot is 24
-// bytes, against 48 for a map[string]entry slot. A table is guarded by its
-// shard's lock.
+// memory and for readers:
+//
+//   - A key and its value are copied into one immutable record without
+//     pointers (so the garbage collector never scans it), and a slot is 16
+//     bytes: the record's address, and the commit timestamp packed with a
+//     tombstone bit and eight bits of the key's hash. A map[string]entry
+//     slot was 48.
+//   - Readers need no lock: every field they read is loaded atomically, and
+//     the shard's sequence counter tells them whether a writer changed the
+//     table meanwhile (see shard). Writers hold the shard's lock and store
+//     with atomics.
 type table struct {
-	slots []slot       // power-of-two length, or nil while empty
-	n     int          // occupied slots
-	seed  maphash.Seed // the store's, to rehash keys when slots move
+	slots []slot                 // power-of-two length, or nil while empty; the writers' view
+	pub   atomic.Pointer[[]slot] // the same slots, published for readers
+	n     int                    // occupied slots
+	seed  maphash.Seed           // the store's, to rehash keys when slots move
 }
 
-// slot is one key's newest version: rec points at the key's bytes followed by
-// the value's; meta packs the commit timestamp, the tombstone flag and eight
-// bits of the key's hash, which let a probe skip most non-matching slots
-// without reading rec.
+// slot is one key's newest version. rec is nil in an empty slot.
 type slot struct {
-	rec  unsafe.Pointer // nil: empty
-	klen uint32
-	vlen uint32
-	meta uint64
+	rec  unsafe.Pointer // a record: see newRecord
+	meta uint64         // commit timestamp | slotTombBit | tag<<slotTagShift
 }
 
 const (
@@ -38,112 +42,166 @@ const (
 	// maxLoadNum/maxLoadDen is the load at which a table doubles.
 	maxLoadNum, maxLoadDen = 3, 4
 	minTableSize           = 8
+
+	recordHeader = 8 // two uint32 lengths
 )
 
-// tag is the part of a key's hash kept in its slot. The low bits of the hash
-// pick the shard and the slot, so the tag comes from the top.
-func tag(h uint64) uint64 { return h >> slotTagShift }
-
-func (sl *slot) key() string { return unsafe.String((*byte)(sl.rec), sl.klen) }
-
-func (sl *slot) value() string {
-	if sl.vlen == 0 {
-		return "" // rec+klen would point past the end of the record
-	}
-	return unsafe.String((*byte)(unsafe.Add(sl.rec, sl.klen)), sl.vlen)
+// newRecord returns a record holding key and val: the key's length and the
+// value's as two uint32s, then the key's bytes, then the value's. Records
+// are never modified once made, so a reader that loads a record's address
+// sees all of it.
+func newRecord(key, val string) unsafe.Pointer {
+	rec := make([]byte, recordHeader+len(key)+len(val))
+	*(*uint32)(unsafe.Pointer(&rec[0])) = uint32(len(key))
+	*(*uint32)(unsafe.Pointer(&rec[4])) = uint32(len(val))
+	copy(rec[recordHeader:], key)
+	copy(rec[recordHeader+len(key):], val)
+	return unsafe.Pointer(&rec[0])
 }
 
-// ts returns the slot's commit timestamp, with tombstoneBit set for a
+func recKeyLen(rec unsafe.Pointer) int { return int(*(*uint32)(rec)) }
+
+func recKey(rec unsafe.Pointer) string {
+	n := recKeyLen(rec)
+	if n == 0 {
+		return "" // the address after the header may be past the record
+	}
+	return unsafe.String((*byte)(unsafe.Add(rec, recordHeader)), n)
+}
+
+func recValue(rec unsafe.Pointer) string {
+	n := int(*(*uint32)(unsafe.Add(rec, 4)))
+	if n == 0 {
+		return "" // the address after the key may be past the record
+	}
+	return unsafe.String((*byte)(unsafe.Add(rec, recordHeader+recKeyLen(rec))), n)
+}
+
+// load returns the slot's record and meta, each read atomically.
+func (sl *slot) load() (unsafe.Pointer, uint64) {
+	return atomic.LoadPointer(&sl.rec), atomic.LoadUint64(&sl.meta)
+}
+
+// packMeta packs a commit timestamp (with tombstoneBit for a deletion) and
+// the key's hash into a slot's meta word.
+func packMeta(ts, h uint64) uint64 {
+	meta := ts&maxTs | tag(h)<<slotTagShift
+	if ts&tombstoneBit != 0 {
+		meta |= slotTombBit
+	}
+	return meta
+}
+
+// metaTs returns the commit timestamp in meta, with tombstoneBit set for a
 // deletion, as entry.ts holds it.
-func (sl *slot) ts() uint64 {
-	ts := sl.meta & maxTs
-	if sl.meta&slotTombBit != 0 {
+func metaTs(meta uint64) uint64 {
+	ts := meta & maxTs
+	if meta&slotTombBit != 0 {
 		ts |= tombstoneBit
 	}
 	return ts
 }
 
-// set points sl at a new record holding key and val, committed at ts (with
-// tombstoneBit for a deletion).
-func (sl *slot) set(key, val string, h, ts uint64) {
-	rec := make([]byte, len(key)+len(val))
-	copy(rec, key)
-	copy(rec[len(key):], val)
-	meta := ts&maxTs | tag(h)<<slotTagShift
-	if ts&tombstoneBit != 0 {
-		meta |= slotTombBit
-	}
-	*sl = slot{rec: unsafe.Pointer(unsafe.SliceData(rec)), klen: uint32(len(key)), vlen: uint32(len(val)), meta: meta}
-	if len(rec) == 0 {
-		sl.rec = unsafe.Pointer(&zeroRecord)
-	}
+// tag is the part of a key's hash kept in its slot. The low bits of the hash
+// pick the shard and the slot, so the tag comes from the top.
+func tag(h uint64) uint64 { return h >> slotTagShift }
+
+// home returns the slot where the probe for hash h starts in a table of
+// size slots.
+func home(h uint64, size int) int {
+	return int(h>>8) & (size - 1) // the low byte picks the shard
 }
 
-// zeroRecord stands for the record of the empty key with an empty value,
-// which has no bytes but must not be a nil (empty-slot) pointer.
-var zeroRecord byte
-
-// home returns the slot where the probe for hash h starts.
-func (t *table) home(h uint64) int {
-	return int(h>>8) & (len(t.slots) - 1) // the low byte picks the shard
-}
-
-// find returns the index of key's slot, or -1.
-func (t *table) find(key string, h uint64) int {
-	if t.n == 0 {
-		return -1
+// probe returns the index of key in slots, and the slot's record and meta,
+// or -1. It reads slots atomically, so readers may call it without the lock
+// (they must then check the shard's sequence counter).
+func probe(slots []slot, key string, h uint64) (int, unsafe.Pointer, uint64) {
+	if len(slots) == 0 {
+		return -1, nil, 0
 	}
-	mask := len(t.slots) - 1
+	mask := len(slots) - 1
 	want := tag(h)
-	for i := t.home(h); ; i = (i + 1) & mask {
-		sl := &t.slots[i]
-		if sl.rec == nil {
-			return -1
+	for i := home(h, len(slots)); ; i = (i + 1) & mask {
+		rec, meta := slots[i].load()
+		if rec == nil {
+			return -1, nil, 0
 		}
-		if sl.meta>>slotTagShift == want && int(sl.klen) == len(key) && sl.key() == key {
-			return i
+		if meta>>slotTagShift == want && recKeyLen(rec) == len(key) && recKey(rec) == key {
+			return i, rec, meta
 		}
 	}
 }
 
-// insert adds key, which must not be in the table, and returns its slot for
-// the caller to set.
-func (t *table) insert(key string, h uint64) *slot {
+// lookup is probe on the published slots, for readers without the lock.
+func (t *table) lookup(key string, h uint64) (unsafe.Pointer, uint64, bool) {
+	p := t.pub.Load()
+	if p == nil {
+		return nil, 0, false
+	}
+	i, rec, meta := probe(*p, key, h)
+	return rec, meta, i >= 0
+}
+
+// find returns the index of key's slot, or -1. Requires the shard's lock.
+func (t *table) find(key string, h uint64) int {
+	i, _, _ := probe(t.slots, key, h)
+	return i
+}
+
+// key, value and ts read slot i. Require the shard's lock.
+func (t *table) key(i int) string   { return recKey(t.slots[i].rec) }
+func (t *table) value(i int) string { return recValue(t.slots[i].rec) }
+func (t *table) ts(i int) uint64    { return metaTs(t.slots[i].meta) }
+
+// set makes slot i hold key and val, committed at ts (with tombstoneBit for
+// a deletion). Requires the shard's lock, held as a writer.
+func (t *table) set(i int, key, val string, h, ts uint64) {
+	atomic.StorePointer(&t.slots[i].rec, newRecord(key, val))
+	atomic.StoreUint64(&t.slots[i].meta, packMeta(ts, h))
+}
+
+// insert adds key, which must not be in the table, and returns the index of
+// its slot for the caller to set. Requires the shard's lock, as a writer.
+func (t *table) insert(key string, h uint64) int {
 	if (t.n+1)*maxLoadDen > len(t.slots)*maxLoadNum {
 		t.grow()
 	}
 	mask := len(t.slots) - 1
-	i := t.home(h)
+	i := home(h, len(t.slots))
 	for t.slots[i].rec != nil {
 		i = (i + 1) & mask
 	}
 	t.n++
-	return &t.slots[i]
+	return i
 }
 
-// grow doubles the table, rehashing every key with hash.
+// grow doubles the table, rehashing every key, and publishes the new slots.
+// Readers still probing the old slots see it unchanged, and the shard's
+// sequence counter sends them to the new ones.
 func (t *table) grow() {
-	old := t.slots
-	t.slots = make([]slot, max(minTableSize, 2*len(old)))
-	mask := len(t.slots) - 1
-	for _, sl := range old {
+	slots := make([]slot, max(minTableSize, 2*len(t.slots)))
+	mask := len(slots) - 1
+	for _, sl := range t.slots {
 		if sl.rec == nil {
 			continue
 		}
-		i := t.home(maphash.String(t.seed, sl.key()))
-		for t.slots[i].rec != nil {
+		i := home(maphash.String(t.seed, recKey(sl.rec)), len(slots))
+		for slots[i].rec != nil {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = sl
+		slots[i] = sl // not yet visible to readers
 	}
+	t.slots = slots
+	t.pub.Store(&slots)
 }
 
 // remove empties slot i and shifts back the slots after it that probed past
-// it, so that every key stays reachable from its home slot.
+// it, so that every key stays reachable from its home slot. Requires the
+// shard's lock, as a writer.
 func (t *table) remove(i int) {
 	mask := len(t.slots) - 1
 	for {
-		t.slots[i] = slot{}
+		t.store(i, slot{})
 		j := i
 		for {
 			j = (j + 1) & mask
@@ -153,12 +211,18 @@ func (t *table) remove(i int) {
 			}
 			// The key at j may move to i if its home is not in (i, j],
 			// cyclically.
-			k := t.home(maphash.String(t.seed, t.slots[j].key()))
+			k := home(maphash.String(t.seed, recKey(t.slots[j].rec)), len(t.slots))
 			if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
-				t.slots[i] = t.slots[j]
+				t.store(i, t.slots[j])
 				i = j
 				break
 			}
 		}
 	}
+}
+
+// store writes sl into slot i with atomics.
+func (t *table) store(i int, sl slot) {
+	atomic.StorePointer(&t.slots[i].rec, sl.rec)
+	atomic.StoreUint64(&t.slots[i].meta, sl.meta)
 }

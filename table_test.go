@@ -34,11 +34,11 @@ func TestTableAgainstMap(t *testing.T) {
 				delete(want, k)
 			case i >= 0:
 				v := fmt.Sprint(step)
-				tb.slots[i].set(k, v, h, uint64(step))
+				tb.set(i, k, v, h, uint64(step))
 				want[k] = v
 			default:
 				v := fmt.Sprint(step)
-				tb.insert(k, h).set(k, v, h, uint64(step))
+				tb.set(tb.insert(k, h), k, v, h, uint64(step))
 				want[k] = v
 			}
 			if tb.n != len(want) {
@@ -46,7 +46,7 @@ func TestTableAgainstMap(t *testing.T) {
 			}
 			for wk, wv := range want {
 				j := tb.find(wk, maphash.String(seed, wk))
-				if j < 0 || tb.slots[j].value() != wv || tb.slots[j].key() != wk {
+				if j < 0 || tb.value(j) != wv || tb.key(j) != wk {
 					t.Fatalf("round %d step %d: lost %s=%s (slot %d)", round, step, wk, wv, j)
 				}
 			}
@@ -69,11 +69,19 @@ func TestTableEmptyKeyAndValue(t *testing.T) {
 }
 
 func TestTimestampFitsSlot(t *testing.T) {
-	var sl slot
 	for _, ts := range []uint64{1, maxTs, maxTs | tombstoneBit} {
-		sl.set("k", "v", 0xAB<<56, ts)
-		if sl.ts() != ts || sl.meta>>slotTagShift != 0xAB {
-			t.Errorf("slot holding ts %#x reads back %#x, tag %#x", ts, sl.ts(), sl.meta>>slotTagShift)
+		meta := packMeta(ts, 0xAB<<56)
+		if metaTs(meta) != ts || meta>>slotTagShift != 0xAB {
+			t.Errorf("slot holding ts %#x reads back %#x, tag %#x", ts, metaTs(meta), meta>>slotTagShift)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for _, kv := range [][2]string{{"", ""}, {"k", ""}, {"", "v"}, {"key", "value with spaces"}} {
+		rec := newRecord(kv[0], kv[1])
+		if recKey(rec) != kv[0] || recValue(rec) != kv[1] {
+			t.Errorf("record of %q, %q reads back %q, %q", kv[0], kv[1], recKey(rec), recValue(rec))
 		}
 	}
 }
