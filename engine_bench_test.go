@@ -94,7 +94,12 @@ func BenchmarkStoreMixParallel(b *testing.B) {
 }
 
 // BenchmarkTxnCommit commits a transaction that reads and writes n keys.
-func BenchmarkTxnCommit(b *testing.B) {
+func BenchmarkTxnCommit(b *testing.B) { benchCommits(b, true) }
+
+// BenchmarkTxnBlindCommit commits n writes without reads: no validation.
+func BenchmarkTxnBlindCommit(b *testing.B) { benchCommits(b, false) }
+
+func benchCommits(b *testing.B, read bool) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprint("writes=", n), func(b *testing.B) {
 			s, keys := benchStore(b)
@@ -105,30 +110,10 @@ func BenchmarkTxnCommit(b *testing.B) {
 				tx := s.Begin()
 				for j := range n {
 					k := keys[(i+j*997)%benchKeys]
-					tx.Get(k)
+					if read {
+						tx.Get(k)
+					}
 					tx.Put(k, val)
-				}
-				if err := tx.Commit(); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
-		})
-	}
-}
-
-// BenchmarkTxnBlindCommit commits n writes without reads: no validation.
-func BenchmarkTxnBlindCommit(b *testing.B) {
-	for _, n := range []int{1, 10, 100} {
-		b.Run(fmt.Sprint("writes=", n), func(b *testing.B) {
-			s, keys := benchStore(b)
-			val := string(make([]byte, 64))
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				tx := s.Begin()
-				for j := range n {
-					tx.Put(keys[(i+j*997)%benchKeys], val)
 				}
 				if err := tx.Commit(); err != nil {
 					b.Fatal(err)
@@ -145,12 +130,7 @@ func BenchmarkView(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		s.View(func(tx *Txn) error {
-			for j := range 10 {
-				tx.Get(keys[(i+j*997)%benchKeys])
-			}
-			return nil
-		})
+		view10(s, keys, i)
 		i++
 	}
 }
@@ -162,13 +142,18 @@ func BenchmarkViewParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := nextStart()
 		for pb.Next() {
-			s.View(func(tx *Txn) error {
-				for j := range 10 {
-					tx.Get(keys[(i+j*997)%benchKeys])
-				}
-				return nil
-			})
+			view10(s, keys, i)
 			i++
 		}
+	})
+}
+
+// view10 reads 10 keys, spread from the i-th, in one View.
+func view10(s *Store, keys []string, i int) {
+	s.View(func(tx *Txn) error {
+		for j := range 10 {
+			tx.Get(keys[(i+j*997)%benchKeys])
+		}
+		return nil
 	})
 }
