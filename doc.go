@@ -45,4 +45,16 @@
 // kept history for it are trimmed too. A transaction left open therefore pins
 // the versions it can see; end every transaction with Commit or Rollback
 // (Store.Update and Store.View do that for you).
+//
+// # Serving it
+//
+// The same package holds kvd's network layers, each knowing only the one
+// below it: ParseRequest and AppendResponse (protocol.go) turn request
+// lines into Requests and responses into JSON lines, without allocating;
+// a Session (session.go) is one client's state, its transaction stack,
+// and executes Requests against a Store; a Server (server.go) accepts TCP
+// connections and moves bytes between them and their Sessions, from epoll
+// event loops on Linux or a goroutine per connection elsewhere. Configure
+// it with Options (WithAddr, WithMaxClients, ...) and run it with a
+// context; Shutdown works like net/http's.
 package kvstore
