@@ -53,9 +53,9 @@ func (e *entry) readAt(readTs uint64) (val string, ok bool) {
 // active holds the read timestamps of open transactions in ascending order,
 // all below ts.
 func (e *entry) push(val string, ts uint64, active []uint64) {
-	if e.ts == 0 || len(active) == 0 || active[len(active)-1] < e.commitTs() && e.older == nil {
-		// A new key, or nobody can see the old newest version once ts is
-		// published: the common case, without allocating.
+	if len(active) == 0 || active[len(active)-1] < e.commitTs() && e.older == nil {
+		// Nobody can see the old newest version once ts is published: the
+		// common case, without allocating.
 		*e = entry{val: val, ts: ts}
 		return
 	}
@@ -95,7 +95,7 @@ func (e *entry) dropTrailingTombstones() {
 	*end = nil
 }
 
-// collectable reports whether the whole entry can be removed from the map:
+// collectable reports whether the whole entry can be removed from the table:
 // it is a lone tombstone, which reads the same as a missing key to every
 // snapshot.
 func (e *entry) collectable() bool { return e.deleted() && e.older == nil }
