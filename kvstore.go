@@ -59,6 +59,9 @@ func (s *Store) Get(key string) (value string, ok bool) {
 // readTs.
 func (s *Store) readAt(key string, h, readTs uint64) (string, bool) {
 	sh := &s.shards[shardIndex(h)]
+	if v, ok, known := sh.getAt(key, h, readTs); known {
+		return v, ok
+	}
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	e, found := sh.load(key, h)

@@ -46,14 +46,29 @@ func (sh *shard) unlock() {
 
 // get returns the newest value of key, whose hash is h, without the lock.
 func (sh *shard) get(key string, h uint64) (value string, ok bool) {
+	value, ok, _ = sh.getAt(key, h, maxTs)
+	return value, ok
+}
+
+// getAt returns the value of key, whose hash is h, in the snapshot at
+// readTs, without the lock, when the newest version answers: the key has
+// no version at all (history is only kept for keys in the table), or its
+// newest one is at or before readTs. Otherwise known is false and the
+// caller must read the history under the lock.
+func (sh *shard) getAt(key string, h, readTs uint64) (value string, ok, known bool) {
 	for spins := 0; ; spins++ {
 		if seq := sh.seq.Load(); seq&1 == 0 {
 			rec, meta, found := sh.t.lookup(key, h)
 			if sh.seq.Load() == seq {
-				if !found || meta&slotTombBit != 0 {
-					return "", false
+				switch {
+				case !found:
+					return "", false, true
+				case meta&maxTs > readTs:
+					return "", false, false
+				case meta&slotTombBit != 0:
+					return "", false, true
 				}
-				return recValue(rec), true
+				return recValue(rec), true, true
 			}
 		}
 		if spins >= 4 {
