@@ -15,9 +15,9 @@ import (
 // makes seq odd when it takes the lock and even again when it lets go, so a
 // reader that saw the same even seq before and after its probe knows no
 // writer touched the table in between; otherwise it probes again. Readers
-// thus write no shared memory, and reads scale across cores. Everything
-// else (transactions' snapshot reads, which look at history) takes the
-// read lock.
+// thus write no shared memory, and reads scale across cores. Snapshot reads
+// of keys changed since the snapshot walk the history, under the read
+// lock.
 type shard struct {
 	mu  sync.RWMutex
 	seq atomic.Uint64
