@@ -13,7 +13,8 @@ func Example() {
 	if v, ok := s.Get("greeting"); ok {
 		fmt.Println(v)
 	}
-	fmt.Println(s.Delete("greeting"), s.Len())
+	existed, _ := s.Delete("greeting")
+	fmt.Println(existed, s.Len())
 	// Output:
 	// hello
 	// true 0

@@ -31,11 +31,16 @@ type Store struct {
 	shards [numShards]shard
 	oracle oracle
 	live   atomic.Int64 // number of keys that hold a value
+	cfg    storeConfig
 }
 
-// New returns an empty Store.
-func New() *Store {
-	s := &Store{seed: maphash.MakeSeed()}
+// New returns an empty in-memory Store, configured by opts.
+func New(opts ...StoreOption) *Store {
+	cfg := defaultStoreConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &Store{seed: maphash.MakeSeed(), cfg: cfg}
 	for i := range s.shards {
 		s.shards[i].t.seed = s.seed
 	}
@@ -86,7 +91,9 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 
 // Put sets key to value, as a commit of its own. The store copies both
 // strings (into one allocation), so the caller may reuse their memory.
-func (s *Store) Put(key, value string) {
+// It returns an error only when the store cannot take the write (see the
+// errors in errors.go); then nothing was applied.
+func (s *Store) Put(key, value string) error {
 	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
@@ -99,11 +106,14 @@ func (s *Store) Put(key, value string) {
 	o.committed.Store(ts)
 	sh.unlock()
 	o.mu.Unlock()
+	return nil
 }
 
 // Delete removes key, as a commit of its own, and reports whether it existed.
-// Deleting a missing key changes nothing.
-func (s *Store) Delete(key string) (existed bool) {
+// Deleting a missing key changes nothing. It returns an error only when the
+// store cannot take the write (see the errors in errors.go); then nothing
+// was applied.
+func (s *Store) Delete(key string) (existed bool, err error) {
 	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
@@ -112,13 +122,13 @@ func (s *Store) Delete(key string) (existed bool) {
 	sh.lock()
 	defer sh.unlock()
 	if !sh.holdsValue(key, h) {
-		return false
+		return false, nil
 	}
 	ts := o.committed.Load() + 1
 	s.installDelete(sh, key, h, ts, s.activeForInstall())
 	s.live.Add(-1)
 	o.committed.Store(ts)
-	return true
+	return true, nil
 }
 
 // Len returns the number of keys that hold a value.

@@ -54,7 +54,8 @@ func runScript(t *testing.T, s *Store, steps []step) []string {
 				s.Put(st.key, st.val)
 				out = append(out, "ok")
 			case "del":
-				out = append(out, fmt.Sprint(s.Delete(st.key)))
+				existed, _ := s.Delete(st.key)
+				out = append(out, fmt.Sprint(existed))
 			case "len":
 				out = append(out, fmt.Sprint(s.Len()))
 			default:
@@ -452,7 +453,7 @@ func TestManyKeys(t *testing.T) {
 		s.Put(fmt.Sprint("k", i), strings.Repeat("v", i%7))
 	}
 	for i := 0; i < n; i += 2 {
-		if !s.Delete(fmt.Sprint("k", i)) {
+		if existed, _ := s.Delete(fmt.Sprint("k", i)); !existed {
 			t.Fatalf("Delete(k%d) = false", i)
 		}
 	}

@@ -137,7 +137,11 @@ func runModelSeed(t *testing.T, seed uint64) {
 				s.Put(k, v)
 				m.put(k, v)
 			case 1:
-				check("store del "+k, fmt.Sprint(s.Delete(k)), fmt.Sprint(m.del(k)))
+				existed, err := s.Delete(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check("store del "+k, fmt.Sprint(existed), fmt.Sprint(m.del(k)))
 			case 2:
 				want, wok := m.data[k]
 				check("store get "+k, outcome(s.Get(k)), outcome(want, wok))

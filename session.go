@@ -119,7 +119,9 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		if s.txn == nil {
 			// The store copies key and value (one allocation), so views
 			// of the line buffer are enough.
-			s.store.Put(bytesView(req.Key), bytesView(req.Value))
+			if err := s.store.Put(bytesView(req.Key), bytesView(req.Value)); err != nil {
+				return s.txnError(dst, err), false
+			}
 			return appendOk(dst), false
 		}
 		// A transaction keeps its writes until it commits: give it a copy.
@@ -133,7 +135,10 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		key := string(req.Key)
 		var existed bool
 		if s.txn == nil {
-			existed = s.store.Delete(key)
+			var err error
+			if existed, err = s.store.Delete(key); err != nil {
+				return s.txnError(dst, err), false
+			}
 		} else {
 			var err error
 			if existed, err = s.txn.Delete(key); err != nil {

@@ -63,7 +63,7 @@ func TestTableEmptyKeyAndValue(t *testing.T) {
 			t.Errorf("Get(%q) = %q, %v", k, v, ok)
 		}
 	}
-	if !s.Delete("") || s.Len() != 1 {
+	if existed, _ := s.Delete(""); !existed || s.Len() != 1 {
 		t.Errorf("Delete(\"\") failed or Len = %d", s.Len())
 	}
 }
