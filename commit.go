@@ -31,6 +31,13 @@ func (s *Store) commit(t *Txn) error {
 	}
 
 	var locked [numShards / 64]uint64
+	defer func() {
+		for i := range s.shards {
+			if locked[i/64]&(1<<(i%64)) != 0 {
+				s.shards[i].unlock()
+			}
+		}
+	}()
 	shards := o.shardScratch[:0]
 	for _, w := range writes.items {
 		i := shardIndex(w.hash)
@@ -59,12 +66,6 @@ func (s *Store) commit(t *Txn) error {
 	}
 	s.live.Add(delta)
 	o.committed.Store(ts)
-
-	for i := range s.shards {
-		if locked[i/64]&(1<<(i%64)) != 0 {
-			s.shards[i].unlock()
-		}
-	}
 	return nil
 }
 
@@ -72,10 +73,10 @@ func (s *Store) commit(t *Txn) error {
 func (s *Store) end(t *Txn) {
 	bufs := t.bufs
 	s.oracle.mu.Lock()
+	defer s.oracle.mu.Unlock()
 	if s.release(t) && len(s.oracle.dirty) > 0 {
 		s.sweepLocked()
 	}
-	s.oracle.mu.Unlock()
 	bufs.recycle()
 }
 

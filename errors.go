@@ -22,4 +22,9 @@ var (
 	// ErrTxnReadOnly is returned by Txn.Put and Txn.Delete on the read-only
 	// transaction that Store.View passes to its function.
 	ErrTxnReadOnly = errors.New("transaction is read-only")
+
+	// ErrTooLarge is returned, wrapped, by Store.Put and Txn.Put for a key
+	// longer than MaxKeyBytes or a value longer than MaxValueBytes. Nothing
+	// is applied or buffered.
+	ErrTooLarge = errors.New("key or value too large")
 )

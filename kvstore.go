@@ -92,20 +92,23 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 // Put sets key to value, as a commit of its own. The store copies both
 // strings (into one allocation), so the caller may reuse their memory.
 // It returns an error only when the store cannot take the write (see the
-// errors in errors.go); then nothing was applied.
+// errors in errors.go: ErrTooLarge); then nothing was applied.
 func (s *Store) Put(key, value string) error {
+	if err := checkRecordSize(len(key), len(value)); err != nil {
+		return err
+	}
 	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
-	ts := o.committed.Load() + 1
+	defer o.mu.Unlock()
 	sh := &s.shards[shardIndex(h)]
 	sh.lock()
+	defer sh.unlock()
+	ts := o.committed.Load() + 1
 	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
-	sh.unlock()
-	o.mu.Unlock()
 	return nil
 }
 
@@ -226,6 +229,9 @@ func (s *Store) sweepLocked() {
 			delete(s.oracle.dirty, key)
 		}
 		sh.unlock()
+	}
+	if len(s.oracle.dirty) == 0 {
+		s.oracle.dirty = nil // a map keeps its size: let an emptied one go
 	}
 }
 

@@ -200,3 +200,79 @@ func TestHeapStaysBoundedUnderOverwrites(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// liveHeap returns the heap in use after a garbage collection.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestHeapReturnsAfterDeletes puts a million keys and deletes them all: the
+// heap must come back to within a few MiB of where it started (the tables
+// shrink), where before the fix 32 MB of slot arrays stayed.
+func TestHeapReturnsAfterDeletes(t *testing.T) {
+	n := 1_000_000
+	if testing.Short() || raceEnabled {
+		n = 200_000
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprint("key:", i)
+	}
+	val := strings.Repeat("v", 64)
+	s := New()
+	base := liveHeap()
+	for _, k := range keys {
+		s.Put(k, val)
+	}
+	full := liveHeap()
+	for _, k := range keys {
+		s.Delete(k)
+	}
+	if s.Len() != 0 {
+		t.Fatalf("Len = %d after deleting every key", s.Len())
+	}
+	const slack = 2 << 20
+	if grew := liveHeap() - base; grew > slack {
+		t.Errorf("after %d puts and deletes the heap is %d bytes above the start (%d with the keys in), want at most %d",
+			n, grew, full-base, slack)
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(keys) // measured above as part of base
+}
+
+// TestHeapReturnsAfterLongTransaction keeps a transaction open while many
+// keys are overwritten (each keeping the version it sees), ends it, and
+// checks that the history and the bookkeeping of what it pinned are gone
+// from the heap, not only from the tables.
+func TestHeapReturnsAfterLongTransaction(t *testing.T) {
+	n := 300_000
+	if testing.Short() || raceEnabled {
+		n = 100_000
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprint("key:", i)
+	}
+	s := New()
+	for _, k := range keys {
+		s.Put(k, "a")
+	}
+	base := liveHeap()
+	tx := s.Begin()
+	for _, k := range keys {
+		s.Put(k, "b")
+	}
+	pinned := liveHeap()
+	tx.Rollback()
+	assertNoHistory(t, s)
+	const slack = 2 << 20
+	if grew := liveHeap() - base; grew > slack {
+		t.Errorf("after the transaction that pinned %d keys ended, the heap is %d bytes above the start (%d while pinned), want at most %d",
+			n, grew, pinned-base, slack)
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(keys) // measured above as part of base
+}

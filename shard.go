@@ -113,5 +113,8 @@ func (sh *shard) setHistory(key string, older *version) {
 		sh.hist[key] = older
 	case len(sh.hist) > 0:
 		delete(sh.hist, key)
+		if len(sh.hist) == 0 {
+			sh.hist = nil // a map keeps its size: let an emptied one go
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package kvstore
 
 import (
+	"fmt"
 	"hash/maphash"
+	"math"
 	"sync/atomic"
 	"unsafe"
 )
@@ -41,14 +43,40 @@ const (
 
 	// maxLoadNum/maxLoadDen is the load at which a table doubles.
 	maxLoadNum, maxLoadDen = 3, 4
-	minTableSize           = 8
+	// A table larger than minTableSize shrinks when its load falls below
+	// 1/minLoadDen, to the smallest size whose load is at most 3/8. Between
+	// the two thresholds it stays put, so keys that come and go around one
+	// size do not make it resize back and forth.
+	minLoadDen   = 8
+	minTableSize = 8
 
 	recordHeader = 8 // two uint32 lengths
 )
 
+// MaxKeyBytes and MaxValueBytes are the longest key and value the store
+// holds (4 GiB - 1: a record stores each length in 32 bits). Longer ones are
+// refused with ErrTooLarge.
+const (
+	MaxKeyBytes   = math.MaxUint32
+	MaxValueBytes = math.MaxUint32
+)
+
+// checkRecordSize returns an error wrapping ErrTooLarge when a key of
+// keyLen bytes or a value of valLen bytes does not fit a record.
+func checkRecordSize(keyLen, valLen int) error {
+	switch {
+	case uint64(keyLen) > MaxKeyBytes:
+		return fmt.Errorf("kvstore: key of %d bytes (at most %d): %w", keyLen, uint64(MaxKeyBytes), ErrTooLarge)
+	case uint64(valLen) > MaxValueBytes:
+		return fmt.Errorf("kvstore: value of %d bytes (at most %d): %w", valLen, uint64(MaxValueBytes), ErrTooLarge)
+	}
+	return nil
+}
+
 // newRecord returns a record holding key and val: the key's length and the
-// value's as two uint32s, then the key's bytes, then the value's. Records
-// are never modified once made, so a reader that loads a record's address
+// value's as two uint32s, then the key's bytes, then the value's (callers
+// check the lengths first: see checkRecordSize). Records are never modified
+// once made, so a reader that loads a record's address
 // sees all of it.
 func newRecord(key, val string) unsafe.Pointer {
 	rec := make([]byte, recordHeader+len(key)+len(val))
@@ -175,11 +203,27 @@ func (t *table) insert(key string, h uint64) int {
 	return i
 }
 
-// grow doubles the table, rehashing every key, and publishes the new slots.
-// Readers still probing the old slots see it unchanged, and the shard's
-// sequence counter sends them to the new ones.
-func (t *table) grow() {
-	slots := make([]slot, max(minTableSize, 2*len(t.slots)))
+// grow doubles the table.
+func (t *table) grow() { t.resize(max(minTableSize, 2*len(t.slots))) }
+
+// shrinkIfSparse halves the table, as often as it takes, once the load has
+// fallen below 1/minLoadDen.
+func (t *table) shrinkIfSparse() {
+	if len(t.slots) <= minTableSize || t.n*minLoadDen >= len(t.slots) {
+		return
+	}
+	size := len(t.slots)
+	for size > minTableSize && t.n*8 <= 3*(size/2) {
+		size /= 2
+	}
+	t.resize(size)
+}
+
+// resize moves every key into a new array of size slots, rehashing each,
+// and publishes it. Readers still probing the old slots see them unchanged,
+// and the shard's sequence counter sends them to the new ones.
+func (t *table) resize(size int) {
+	slots := make([]slot, size)
 	mask := len(slots) - 1
 	for _, sl := range t.slots {
 		if sl.rec == nil {
@@ -196,8 +240,8 @@ func (t *table) grow() {
 }
 
 // remove empties slot i and shifts back the slots after it that probed past
-// it, so that every key stays reachable from its home slot. Requires the
-// shard's lock, as a writer.
+// it, so that every key stays reachable from its home slot, then shrinks a
+// sparse table. Requires the shard's lock, as a writer.
 func (t *table) remove(i int) {
 	mask := len(t.slots) - 1
 	for {
@@ -207,6 +251,7 @@ func (t *table) remove(i int) {
 			j = (j + 1) & mask
 			if t.slots[j].rec == nil {
 				t.n--
+				t.shrinkIfSparse()
 				return
 			}
 			// The key at j may move to i if its home is not in (i, j],

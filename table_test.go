@@ -85,3 +85,52 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestTableShrinksAfterRemovals fills a table, empties it again, and checks
+// that the slot array shrank back to the minimum; keys added and removed
+// around one size must not make it resize back and forth.
+func TestTableShrinksAfterRemovals(t *testing.T) {
+	seed := maphash.MakeSeed()
+	tb := table{seed: seed}
+	const n = 10_000
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+		h := maphash.String(seed, keys[i])
+		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1)
+	}
+	if len(tb.slots) < n {
+		t.Fatalf("%d slots for %d keys", len(tb.slots), n)
+	}
+	for i, k := range keys {
+		tb.remove(tb.find(k, maphash.String(seed, k)))
+		// Whatever the size, the load stays at least 1/minLoadDen.
+		if left := n - i - 1; len(tb.slots) > minTableSize && left*minLoadDen < len(tb.slots) {
+			t.Fatalf("%d keys left in %d slots", left, len(tb.slots))
+		}
+	}
+	if tb.n != 0 || len(tb.slots) != minTableSize || len(*tb.pub.Load()) != minTableSize {
+		t.Fatalf("emptied table: n = %d, %d slots (%d published), want %d", tb.n, len(tb.slots), len(*tb.pub.Load()), minTableSize)
+	}
+
+	// Just past a shrink: one key in and out, many times, never resizes.
+	for i := range 100 {
+		h := maphash.String(seed, keys[i])
+		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1)
+	}
+	before := &tb.slots[0]
+	for range 1000 {
+		k := keys[len(keys)-1]
+		h := maphash.String(seed, k)
+		tb.set(tb.insert(k, h), k, "v", h, 1)
+		tb.remove(tb.find(k, h))
+		if &tb.slots[0] != before {
+			t.Fatal("a put and a delete of one key resized the table")
+		}
+	}
+	for i := range 100 {
+		if tb.find(keys[i], maphash.String(seed, keys[i])) < 0 {
+			t.Fatalf("key %s lost", keys[i])
+		}
+	}
+}

@@ -75,9 +75,13 @@ func (t *Txn) recordRead(key string, h uint64) {
 
 // Put sets key to value in the innermost level. Nothing is visible to others
 // until the outermost Commit. The transaction keeps both strings. Put is a
-// blind write: it does not make the commit conflict.
+// blind write: it does not make the commit conflict. A key or value too long
+// for the store is refused at once with ErrTooLarge.
 func (t *Txn) Put(key, value string) error {
 	if err := t.writable(); err != nil {
+		return err
+	}
+	if err := checkRecordSize(len(key), len(value)); err != nil {
 		return err
 	}
 	t.top().set(key, t.s.hash(key), write{val: value})
