@@ -22,4 +22,3 @@ func TestCheckRecordSize(t *testing.T) {
 		}
 	}
 }
-
