@@ -1,32 +1,36 @@
 package kvstore
 
-// commit publishes the outermost level of t and ends t, in the oracle's
-// critical section: validate the read set, take a commit timestamp, install
-// every write with all the shards it touches locked, publish the timestamp.
-// Readers of those shards wait for the install and then see all of it; no
-// reader sees part of it.
+// commit publishes the outermost level of t and ends t, then trims what
+// t's snapshot alone pinned (see sweep).
 func (s *Store) commit(t *Txn) error {
+	bufs := t.bufs
+	pinned, err := s.commitLocked(t)
+	bufs.recycle()
+	s.sweep(pinned)
+	return err
+}
+
+// commitLocked is commit's critical section, under the oracle's mutex:
+// validate the read set, take a commit timestamp, install every write with
+// all the shards it touches locked, publish the timestamp. Readers of those
+// shards wait for the install and then see all of it; no reader sees part
+// of it. It returns what t's snapshot pinned, if t was its last user.
+func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	o := &s.oracle
 	o.mu.Lock()
 	defer o.mu.Unlock()
 
-	writes, reads, readTs, bufs := t.levels[0], t.reads, t.readTs, t.bufs
+	writes, reads, readTs := t.levels[0], t.reads, t.readTs
 	// The snapshot is released first, so that the install below keeps no
-	// history for it; its buffers are recycled once the install is done.
-	oldestEnded := s.release(t)
-	defer func() {
-		bufs.recycle()
-		if oldestEnded && len(o.dirty) > 0 {
-			s.sweepLocked()
-		}
-	}()
+	// history for it.
+	pinned = s.release(t)
 
 	if writes.len() == 0 {
-		return nil // read-only: never conflicts
+		return pinned, nil // read-only: never conflicts
 	}
 	for _, r := range reads.items {
 		if s.changedSince(r.key, r.hash, readTs) {
-			return ErrConflict
+			return pinned, ErrConflict
 		}
 	}
 
@@ -66,24 +70,29 @@ func (s *Store) commit(t *Txn) error {
 	}
 	s.live.Add(delta)
 	o.committed.Store(ts)
-	return nil
+	return pinned, nil
 }
 
-// end ends t without publishing anything.
+// end ends t without publishing anything, then trims what t's snapshot
+// alone pinned.
 func (s *Store) end(t *Txn) {
 	bufs := t.bufs
+	pinned := s.endLocked(t)
+	bufs.recycle()
+	s.sweep(pinned)
+}
+
+// endLocked releases t under the oracle's mutex.
+func (s *Store) endLocked(t *Txn) map[string]struct{} {
 	s.oracle.mu.Lock()
 	defer s.oracle.mu.Unlock()
-	if s.release(t) && len(s.oracle.dirty) > 0 {
-		s.sweepLocked()
-	}
-	bufs.recycle()
+	return s.release(t)
 }
 
 // release unregisters t's snapshot and drops its buffers, which ends t; the
-// caller recycles t.bufs once it no longer reads them. It reports whether t held the oldest snapshot, so that the history only it
-// could see may now be trimmed. Requires s.oracle.mu.
-func (s *Store) release(t *Txn) (oldestEnded bool) {
+// caller recycles t.bufs once it no longer reads them. It returns the keys
+// the snapshot pinned if t was its last user. Requires s.oracle.mu.
+func (s *Store) release(t *Txn) (pinned map[string]struct{}) {
 	t.levels = nil
 	t.levelBuf = [2]keyed[write]{}
 	t.reads = keyed[struct{}]{}

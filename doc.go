@@ -40,10 +40,25 @@
 // # Memory
 //
 // A version older than a key's newest one is kept only while some open
-// transaction's snapshot can see it. Writes trim a key's chain when they
-// install a version, and when the oldest open transaction ends, the keys that
-// kept history for it are trimmed too. A transaction left open therefore pins
-// the versions it can see; end every transaction with Commit or Rollback
+// transaction's snapshot can see it. Each kept version belongs to the newest
+// snapshot that sees it (no later snapshot ever can); when a snapshot ends,
+// whichever it is, the keys whose versions it owned are trimmed again, so
+// history goes as soon as nobody can read it. That trimming runs in batches
+// of a few hundred keys, letting go of the commit lock in between, so ending
+// a transaction that pinned millions of versions never holds up other
+// clients for more than a moment.
+//
+// A deleted key leaves a tombstone only while a snapshot older than the
+// deletion is open (a transaction on it that read the key as missing must
+// still conflict at commit), and each shard keeps at most a few dozen such
+// tombstones. Past that, the key is removed at once and its group of keys
+// in the shard is marked: a transaction older than the mark that read a
+// missing key of that group conflicts at commit, a rare false conflict that
+// keeps memory bounded however long a transaction stays open.
+//
+// Tables shrink when deletions leave them sparse, and the bookkeeping maps
+// are dropped when they empty. A transaction left open still pins the
+// versions it can see; end every transaction with Commit or Rollback
 // (Store.Update and Store.View do that for you).
 //
 // # Serving it

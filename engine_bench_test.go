@@ -2,9 +2,11 @@ package kvstore
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const benchKeys = 100_000
@@ -156,4 +158,47 @@ func view10(s *Store, keys []string, i int) {
 		}
 		return nil
 	})
+}
+
+// BenchmarkStoreGetHotShard reads keys of one shard while another goroutine
+// keeps putting to that shard, and reports the readers' latency: p50, p99
+// and the worst (ns). Lock-free reads retry when a writer changed the shard
+// meanwhile; they fall back to the read lock after a few attempts.
+func BenchmarkStoreGetHotShard(b *testing.B) {
+	s := New()
+	var keys []string
+	for i := 0; len(keys) < 64; i++ {
+		k := "hot:" + strconv.Itoa(i)
+		if shardIndex(s.hash(k)) == 0 {
+			keys = append(keys, k)
+			s.Put(k, "v")
+		}
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; !stop.Load(); i++ {
+			s.Put(keys[i%len(keys)], "w")
+		}
+	}()
+	lat := make([]time.Duration, 0, 1<<20)
+	i := 0
+	for b.Loop() {
+		start := time.Now()
+		s.Get(keys[i%len(keys)])
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(start))
+		}
+		i++
+	}
+	b.StopTimer()
+	stop.Store(true)
+	<-done
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
+		b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
+		b.ReportMetric(float64(lat[len(lat)-1]), "worst-ns")
+	}
 }

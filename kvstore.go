@@ -86,7 +86,11 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	i := sh.t.find(key, h)
-	return i >= 0 && sh.t.ts(i)&^tombstoneBit > readTs
+	if i < 0 {
+		// A tombstone newer than the snapshot may have been removed.
+		return sh.collected[collectBucket(h)] > readTs
+	}
+	return sh.t.ts(i)&^tombstoneBit > readTs
 }
 
 // Put sets key to value, as a commit of its own. The store copies both
@@ -161,7 +165,7 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64
 	added = e.deleted()
 	e.push(value, ts, active)
 	sh.t.set(i, key, e.val, h, e.ts)
-	s.keepHistory(sh, i, e, active)
+	s.keepHistory(sh, i, h, e, active)
 	return added
 }
 
@@ -174,7 +178,7 @@ func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint
 	e := sh.entryAt(i)
 	e.push("", ts|tombstoneBit, active)
 	sh.t.set(i, key, "", h, e.ts)
-	s.keepHistory(sh, i, e, active)
+	s.keepHistory(sh, i, h, e, active)
 }
 
 // checkTs panics if ts does not fit a slot: it would take a century of ten
@@ -186,53 +190,106 @@ func checkTs(ts uint64) uint64 {
 	return ts
 }
 
-// keepHistory stores the history of the key in slot i after it changed: a
-// lone tombstone that no open snapshot predates is removed, and a key that
-// still keeps history for open snapshots is remembered for the next sweep.
-// Requires s.oracle.mu and sh.mu.
-func (s *Store) keepHistory(sh *shard, i int, e entry, active []uint64) {
-	// The map keys are views of the slot's record: unlike the caller's key,
-	// they never change, and they keep the record alive only while the
-	// key keeps history.
+// keepHistory stores what the key in slot i, whose hash is h, keeps for
+// open snapshots after it changed (e, trimmed for active), and pins it for
+// their owners. A lone tombstone is removed from the table unless an open
+// snapshot predates it and the shard still has room for kept tombstones;
+// removed early, it marks its group (see shard.collected). Requires
+// s.oracle.mu and sh.mu.
+func (s *Store) keepHistory(sh *shard, i int, h uint64, e entry, active []uint64) {
 	key := sh.t.key(i)
+	prev, had := sh.historyOf(key)
+	wasKept := had && prev.older == nil
+	neededBy := len(active) > 0 && active[0] < e.commitTs() // a snapshot predates the newest version
 	switch {
-	case e.collectable() && (len(active) == 0 || active[0] >= e.commitTs()):
-		sh.t.remove(i)
 	case e.older != nil:
-		sh.setHistory(key, e.older)
-		s.oracle.markDirtyLocked(key)
+		sh.setHistory(key, history{older: e.older}, true)
+		for v := e.older; v != nil; v = v.older {
+			s.oracle.pinLocked(key, v.owner)
+		}
+	case !e.deleted():
+		sh.setHistory(key, history{}, false)
+	case neededBy && (wasKept || sh.keptTombs < maxKeptTombstones):
+		owner, _ := newestIn(active, 0, e.commitTs())
+		sh.setHistory(key, history{keptFor: owner}, true)
+		s.oracle.pinLocked(key, owner)
+		if wasKept && prev.keptFor != owner {
+			s.oracle.unpinLocked(key, prev.keptFor)
+		}
 		return
-	case e.deleted():
-		sh.setHistory(key, nil)
-		s.oracle.markDirtyLocked(key) // a tombstone kept for older snapshots
-		return
+	default:
+		if neededBy {
+			sh.markCollected(h, e.commitTs())
+		}
+		sh.setHistory(key, history{}, false)
+		sh.t.remove(i)
 	}
-	sh.setHistory(key, nil)
-	if len(s.oracle.dirty) > 0 {
-		delete(s.oracle.dirty, key)
+	if wasKept && !ownsVersion(e.older, prev.keptFor) {
+		s.oracle.unpinLocked(key, prev.keptFor)
 	}
 }
 
-// sweepLocked trims the history of every key that kept some for open
-// snapshots, now that the oldest of them has ended. Requires s.oracle.mu.
-func (s *Store) sweepLocked() {
-	active := s.activeForInstall()
-	for key := range s.oracle.dirty {
-		h := s.hash(key)
-		sh := &s.shards[shardIndex(h)]
-		sh.lock()
-		if i := sh.t.find(key, h); i >= 0 {
-			e := sh.entryAt(i)
-			e.trim(active)
-			s.keepHistory(sh, i, e, active)
-		} else {
-			delete(s.oracle.dirty, key)
+// ownsVersion reports whether the snapshot at readTs owns a version in the
+// history older.
+func ownsVersion(older *version, readTs uint64) bool {
+	for v := older; v != nil; v = v.older {
+		if v.owner == readTs {
+			return true
 		}
-		sh.unlock()
 	}
-	if len(s.oracle.dirty) == 0 {
-		s.oracle.dirty = nil // a map keeps its size: let an emptied one go
+	return false
+}
+
+// sweepBatch is how many keys sweep trims per hold of the oracle's mutex.
+const sweepBatch = 256
+
+// sweep trims the history of the keys pinned by a snapshot that ended: they
+// may keep versions that no open snapshot can see any more. It takes the
+// oracle's mutex for sweepBatch keys at a time, so that however many keys
+// the snapshot pinned, other commits wait for one batch at most. pinned is
+// the ended snapshot's, no longer shared.
+func (s *Store) sweep(pinned map[string]struct{}) {
+	if len(pinned) == 0 {
+		return
 	}
+	batch := make([]string, 0, min(len(pinned), sweepBatch))
+	for key := range pinned {
+		batch = append(batch, key)
+		if len(batch) == sweepBatch {
+			s.sweepKeys(batch)
+			batch = batch[:0]
+		}
+	}
+	s.sweepKeys(batch)
+}
+
+// sweepKeys trims the history of keys for the snapshots open now.
+func (s *Store) sweepKeys(keys []string) {
+	o := &s.oracle
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	active := s.activeForInstall()
+	for _, key := range keys {
+		s.sweepKey(key, active)
+	}
+}
+
+// sweepKey trims the history of key for active. Requires s.oracle.mu.
+func (s *Store) sweepKey(key string, active []uint64) {
+	h := s.hash(key)
+	sh := &s.shards[shardIndex(h)]
+	sh.lock()
+	defer sh.unlock()
+	i := sh.t.find(key, h)
+	if i < 0 {
+		return
+	}
+	if _, ok := sh.historyOf(key); !ok {
+		return // trimmed since by a write
+	}
+	e := sh.entryAt(i)
+	e.trim(active)
+	s.keepHistory(sh, i, h, e, active)
 }
 
 // Begin starts a transaction whose reads see the store as it is now, plus the

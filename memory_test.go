@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -275,4 +276,79 @@ func TestHeapReturnsAfterLongTransaction(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 	runtime.KeepAlive(keys) // measured above as part of base
+}
+
+// TestIdleTransactionKeepsFewTombstones holds a transaction open (it read a
+// key that does not exist) while others create and delete many new keys:
+// the store keeps at most maxKeptTombstones tombstones per shard, not one
+// per deleted key, and the open transaction still conflicts at commit,
+// because the key it read as missing was created and deleted after its
+// snapshot.
+func TestIdleTransactionKeepsFewTombstones(t *testing.T) {
+	n := 200_000
+	if testing.Short() || raceEnabled {
+		n = 50_000
+	}
+	s := New()
+	base := liveHeap()
+	idle := s.Begin()
+	if _, ok := idle.Get("key:7"); ok {
+		t.Fatal("key:7 exists")
+	}
+	idle.Put("other", "x")
+	for i := range n {
+		k := fmt.Sprint("key:", i)
+		s.Put(k, "v")
+		s.Delete(k)
+	}
+	st := stats(s)
+	if limit := numShards * maxKeptTombstones; st.tombstones > limit || st.entries != st.tombstones || st.older != 0 {
+		t.Errorf("after %d keys created and deleted under an open transaction: %+v, want at most %d tombstones and nothing else", n, st, limit)
+	}
+	const slack = 4 << 20
+	if grew := liveHeap() - base; grew > slack {
+		t.Errorf("the heap grew %d bytes for an empty store, want at most %d", grew, slack)
+	}
+	if err := idle.Commit(); !errors.Is(err, ErrConflict) {
+		t.Errorf("commit of a transaction that read key:7 as missing before it was created and deleted: %v, want ErrConflict", err)
+	}
+	assertNoHistory(t, s)
+}
+
+// TestEndingAnySnapshotTrims holds an old snapshot open on an empty store
+// while rounds of {Put(k, 1 KiB); begin a short transaction; Put(k, small);
+// end it} run, each on a new key: the 1 KiB versions are visible only to the
+// short transactions, so each must go when its transaction ends, not wait
+// for the old snapshot.
+func TestEndingAnySnapshotTrims(t *testing.T) {
+	const rounds = 20_000
+	s := New()
+	old := s.Begin()
+	base := liveHeap()
+	big := strings.Repeat("x", 1024)
+	for i := range rounds {
+		k := fmt.Sprint("k", i)
+		s.Put(k, big)
+		short := s.Begin()
+		s.Put(k, "small")
+		if v, _ := short.Get(k); v != big {
+			t.Fatalf("the short transaction reads %d bytes, want 1024", len(v))
+		}
+		if i%2 == 0 {
+			short.Rollback()
+		} else {
+			short.Commit()
+		}
+	}
+	if st := stats(s); st != (historyStats{entries: rounds}) {
+		t.Errorf("with the old snapshot still open: %+v, want %d entries and no history", st, rounds)
+	}
+	if grew, limit := liveHeap()-base, int64(rounds*100); grew > limit {
+		t.Errorf("the heap grew %d bytes for %d small keys, want at most %d", grew, rounds, limit)
+	}
+	if _, ok := old.Get("k0"); ok {
+		t.Error("the old snapshot sees k0")
+	}
+	old.Rollback()
+	assertNoHistory(t, s)
 }

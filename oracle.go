@@ -1,7 +1,9 @@
 package kvstore
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -32,18 +34,18 @@ type oracle struct {
 	active      []uint64
 	activeStale bool
 
-	// dirty holds the keys whose entries keep older versions (or a
-	// tombstone) for the sake of open snapshots; they are trimmed again when
-	// the oldest snapshot ends.
-	dirty map[string]struct{}
-
 	// shardScratch holds the shard of each write during a commit.
 	shardScratch []uint16
 }
 
+// snapshot is the read timestamp of open transactions, and what it pins.
 type snapshot struct {
 	readTs uint64
-	n      int
+	n      int // transactions reading at readTs
+	// pinned holds the keys that keep a version whose owner this snapshot
+	// is (see version.owner), or a tombstone kept for it: when it ends,
+	// their history is trimmed again. The keys are copies.
+	pinned map[string]struct{}
 }
 
 // beginLocked registers a new snapshot at the last published commit and
@@ -59,24 +61,31 @@ func (o *oracle) beginLocked() uint64 {
 	return ts
 }
 
-// endLocked unregisters one use of the snapshot at readTs. It reports whether
-// the oldest snapshot in use advanced, which may make history collectable.
-// Requires o.mu.
-func (o *oracle) endLocked(readTs uint64) (oldestAdvanced bool) {
-	i := sort.Search(len(o.snapshots), func(i int) bool { return o.snapshots[i].readTs >= readTs })
-	if i == len(o.snapshots) || o.snapshots[i].readTs != readTs {
+// endLocked unregisters one use of the snapshot at readTs. When that was
+// the last use, it returns the keys the snapshot pinned: the caller trims
+// them (see Store.sweep), after letting go of o.mu. Requires o.mu.
+func (o *oracle) endLocked(readTs uint64) (pinned map[string]struct{}) {
+	i, ok := o.search(readTs)
+	if !ok {
 		panic("kvstore: ending an unregistered snapshot")
 	}
 	o.snapshots[i].n--
 	if o.snapshots[i].n > 0 {
-		return false
+		return nil
 	}
-	o.snapshots = append(o.snapshots[:i], o.snapshots[i+1:]...)
+	pinned = o.snapshots[i].pinned
+	o.snapshots = slices.Delete(o.snapshots, i, i+1) // clears the freed element
 	o.activeStale = true
 	if len(o.snapshots) == 0 {
 		o.snapshots = nil // let a large backing array go
 	}
-	return i == 0
+	return pinned
+}
+
+// search returns the index of the snapshot at readTs, or where it would be.
+func (o *oracle) search(readTs uint64) (int, bool) {
+	i := sort.Search(len(o.snapshots), func(i int) bool { return o.snapshots[i].readTs >= readTs })
+	return i, i < len(o.snapshots) && o.snapshots[i].readTs == readTs
 }
 
 // activeLocked returns the read timestamps of open snapshots, ascending.
@@ -92,11 +101,31 @@ func (o *oracle) activeLocked() []uint64 {
 	return o.active
 }
 
-// markDirtyLocked records that key keeps history for open snapshots.
-// Requires o.mu.
-func (o *oracle) markDirtyLocked(key string) {
-	if o.dirty == nil {
-		o.dirty = make(map[string]struct{})
+// pinLocked records that key keeps a version owned by, or a tombstone kept
+// for, the open snapshot at readTs. Requires o.mu.
+func (o *oracle) pinLocked(key string, readTs uint64) {
+	i, ok := o.search(readTs)
+	if !ok {
+		panic("kvstore: pinning for a snapshot that is not open")
 	}
-	o.dirty[key] = struct{}{}
+	sn := &o.snapshots[i]
+	if _, ok := sn.pinned[key]; ok {
+		return
+	}
+	if sn.pinned == nil {
+		sn.pinned = make(map[string]struct{})
+	}
+	sn.pinned[strings.Clone(key)] = struct{}{}
+}
+
+// unpinLocked forgets that key keeps a tombstone for the snapshot at readTs,
+// if that snapshot is still open. Requires o.mu.
+func (o *oracle) unpinLocked(key string, readTs uint64) {
+	if i, ok := o.search(readTs); ok {
+		sn := &o.snapshots[i]
+		delete(sn.pinned, key)
+		if len(sn.pinned) == 0 {
+			sn.pinned = nil // a map keeps its size: let an emptied one go
+		}
+	}
 }

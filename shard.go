@@ -1,35 +1,85 @@
 package kvstore
 
 import (
-	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // shard is one part of the key space with its own lock: a table of newest
-// versions and, for the few keys that keep older versions for open
-// snapshots, their history. Padded so that neighbouring shards do not share
-// a cache line.
+// versions and, for the few keys that keep older versions (or a tombstone)
+// for open snapshots, their history. Padded so that neighbouring shards do
+// not share a cache line.
 //
 // Store.Get reads a shard without taking its lock, like a seqlock: a writer
 // makes seq odd when it takes the lock and even again when it lets go, so a
 // reader that saw the same even seq before and after its probe knows no
-// writer touched the table in between; otherwise it probes again. Readers
-// thus write no shared memory, and reads scale across cores. Snapshot reads
-// of keys changed since the snapshot walk the history, under the read
-// lock.
+// writer touched the table in between; otherwise it probes again, a few
+// times, and then waits for the read lock (so that a stream of writers
+// cannot keep a reader spinning). Readers thus write no shared memory in the
+// common case, and reads scale across cores. Snapshot reads of keys changed
+// since the snapshot walk the history, under the read lock.
 type shard struct {
 	mu  sync.RWMutex
 	seq atomic.Uint64
 	t   table
-	// hist holds the older versions of keys that keep history, newest first.
-	hist map[string]*version
+	// hist holds the history of the keys that keep one, by key (a copy,
+	// not a view of a record: see setHistory).
+	hist map[string]history
+	// keptTombs counts the entries of hist that are lone tombstones.
+	keptTombs int
 	// lastCommit is the timestamp of the newest commit that wrote to this
 	// shard. Written and read under the oracle's mutex: a commit whose read
 	// keys all lie in shards not written since its snapshot skips looking
 	// them up.
 	lastCommit uint64
-	_          [24]byte
+	// collected holds, for each of collectBuckets groups of keys (by hash),
+	// the newest commit timestamp of a tombstone removed from the table
+	// while an older snapshot was open. Validation counts a key it does not
+	// find as changed after a snapshot older than its group's mark: the
+	// tombstone it would have found may have been removed. Written and read
+	// under the oracle's mutex.
+	collected [collectBuckets]uint64
+	_         [24]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
+}
+
+// history is what a key keeps for open snapshots besides its newest version:
+// older versions, newest first; or, when older is nil, nothing but the
+// newest version, a tombstone, kept because the snapshot at keptFor (and
+// perhaps older ones) predates it, and a transaction on that snapshot that
+// read the key as missing must see at commit that it changed.
+type history struct {
+	older   *version
+	keptFor uint64
+}
+
+const (
+	// collectBuckets is the number of groups of keys per shard with a mark
+	// of their own for removed tombstones: more groups, fewer false
+	// conflicts, for 8 bytes each.
+	collectBuckets = 8
+	// maxKeptTombstones is how many lone tombstones a shard keeps for open
+	// snapshots. Past it, deletions remove the key at once and mark its
+	// group (see shard.collected): memory stays bounded whatever the
+	// deletions while a transaction stays open, at the price of possible
+	// false conflicts for transactions that read missing keys in that group.
+	maxKeptTombstones = 64
+	// optimisticReads is how many times a lock-free read probes a shard
+	// that writers keep changing before it takes the read lock.
+	optimisticReads = 4
+)
+
+// collectBucket returns the group of collected of the key whose hash is h.
+// The low bits of h pick the shard and the slot, the top ones the tag.
+func collectBucket(h uint64) int { return int(h>>40) % collectBuckets }
+
+// markCollected records that the tombstone of the key whose hash is h,
+// committed at ts, was removed while an older snapshot was open. Requires
+// the oracle's mutex.
+func (sh *shard) markCollected(h, ts uint64) {
+	b := &sh.collected[collectBucket(h)]
+	*b = max(*b, ts)
 }
 
 // lock takes the shard's lock as a writer and tells lock-free readers.
@@ -51,39 +101,60 @@ func (sh *shard) get(key string, h uint64) (value string, ok bool) {
 }
 
 // getAt returns the value of key, whose hash is h, in the snapshot at
-// readTs, without the lock, when the newest version answers: the key has
-// no version at all (history is only kept for keys in the table), or its
-// newest one is at or before readTs. Otherwise known is false and the
-// caller must read the history under the lock.
+// readTs, when the newest version answers: the key has no version at all
+// (history is only kept for keys in the table), or its newest one is at or
+// before readTs. Otherwise known is false and the caller must read the
+// history under the lock. It takes no lock unless writers keep changing the
+// shard during optimisticReads probes.
 func (sh *shard) getAt(key string, h, readTs uint64) (value string, ok, known bool) {
-	for spins := 0; ; spins++ {
+	for range optimisticReads {
 		if seq := sh.seq.Load(); seq&1 == 0 {
 			rec, meta, found := sh.t.lookup(key, h)
 			if sh.seq.Load() == seq {
-				switch {
-				case !found:
-					return "", false, true
-				case meta&maxTs > readTs:
-					return "", false, false
-				case meta&slotTombBit != 0:
-					return "", false, true
-				}
-				return recValue(rec), true, true
+				return newestAt(rec, meta, found, readTs)
 			}
 		}
-		if spins >= 4 {
-			runtime.Gosched() // a writer is busy; let it finish
-		}
 	}
+	return sh.getAtLocked(key, h, readTs)
+}
+
+// getAtLocked is getAt under the read lock.
+func (sh *shard) getAtLocked(key string, h, readTs uint64) (value string, ok, known bool) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, rec, meta := probe(sh.t.slots, key, h)
+	return newestAt(rec, meta, i >= 0, readTs)
+}
+
+// newestAt answers getAt from the key's slot.
+func newestAt(rec unsafe.Pointer, meta uint64, found bool, readTs uint64) (value string, ok, known bool) {
+	switch {
+	case !found:
+		return "", false, true
+	case meta&maxTs > readTs:
+		return "", false, false
+	case meta&slotTombBit != 0:
+		return "", false, true
+	}
+	return recValue(rec), true, true
 }
 
 // entryAt returns the versions of the key in slot i. Requires sh.mu.
 func (sh *shard) entryAt(i int) entry {
 	e := entry{val: sh.t.value(i), ts: sh.t.ts(i)}
 	if len(sh.hist) > 0 {
-		e.older = sh.hist[sh.t.key(i)]
+		e.older = sh.hist[sh.t.key(i)].older
 	}
 	return e
+}
+
+// historyOf returns the history kept for key, if any. Requires sh.mu.
+func (sh *shard) historyOf(key string) (history, bool) {
+	if len(sh.hist) == 0 {
+		return history{}, false
+	}
+	hs, ok := sh.hist[key]
+	return hs, ok
 }
 
 // load returns the versions of key, whose hash is h. Requires sh.mu.
@@ -102,16 +173,28 @@ func (sh *shard) holdsValue(key string, h uint64) bool {
 	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0
 }
 
-// setHistory records the older versions of key; nil forgets them. key must
-// be a view of the key's record (see Store.keepHistory). Requires sh.mu.
-func (sh *shard) setHistory(key string, older *version) {
+// setHistory records what key keeps besides its newest version; ok false
+// forgets it. A new entry's key is a copy: a view of the key's record would
+// keep that record, value and all, alive after the key changed. Requires
+// sh.mu as a writer.
+func (sh *shard) setHistory(key string, hs history, ok bool) {
+	old, had := sh.historyOf(key)
+	if had && old.older == nil {
+		sh.keptTombs--
+	}
 	switch {
-	case older != nil:
-		if sh.hist == nil {
-			sh.hist = make(map[string]*version)
+	case ok:
+		if hs.older == nil {
+			sh.keptTombs++
 		}
-		sh.hist[key] = older
-	case len(sh.hist) > 0:
+		if sh.hist == nil {
+			sh.hist = make(map[string]history)
+		}
+		if !had {
+			key = strings.Clone(key)
+		}
+		sh.hist[key] = hs
+	case had:
 		delete(sh.hist, key)
 		if len(sh.hist) == 0 {
 			sh.hist = nil // a map keeps its size: let an emptied one go

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestTableAgainstMap runs random inserts, overwrites and removals on a
@@ -132,5 +133,13 @@ func TestTableShrinksAfterRemovals(t *testing.T) {
 		if tb.find(keys[i], maphash.String(seed, keys[i])) < 0 {
 			t.Fatalf("key %s lost", keys[i])
 		}
+	}
+}
+
+// TestShardFillsCacheLines checks that shards, laid out in an array, never
+// share a cache line.
+func TestShardFillsCacheLines(t *testing.T) {
+	if n := unsafe.Sizeof(shard{}); n%64 != 0 {
+		t.Errorf("a shard is %d bytes, not a multiple of 64", n)
 	}
 }

@@ -25,6 +25,11 @@ type version struct {
 	val   string
 	ts    uint64
 	older *version
+	// owner is the read timestamp of the newest open snapshot that sees
+	// this version. No newer snapshot can ever see it, so the version may
+	// become garbage only when its owner ends: the key is then in the
+	// owner's pinned set (see oracle), to be trimmed again.
+	owner uint64
 }
 
 func (e *entry) commitTs() uint64 { return e.ts &^ tombstoneBit }
@@ -65,16 +70,17 @@ func (e *entry) push(val string, ts uint64, active []uint64) {
 }
 
 // trim drops the older versions that no snapshot in active can see, and
-// trailing tombstones, which read the same as no version at all. Version v,
-// whose next newer version committed at n, is visible exactly to snapshots
-// with v.ts <= readTs < n. The newest version is always kept: every future
-// snapshot sees it.
+// trailing tombstones, which read the same as no version at all, and sets
+// the owner of each version it keeps. Version v, whose next newer version
+// committed at n, is visible exactly to snapshots with v.ts <= readTs < n.
+// The newest version is always kept: every future snapshot sees it.
 func (e *entry) trim(active []uint64) {
 	newer := e.commitTs() // commit timestamp of the version above v in the original chain
 	link := &e.older      // where the next kept version is attached
 	for v := e.older; v != nil; v = v.older {
 		ts := v.ts &^ tombstoneBit
-		if visibleIn(active, ts, newer) {
+		if owner, ok := newestIn(active, ts, newer); ok {
+			v.owner = owner
 			*link = v
 			link = &v.older
 		}
@@ -95,23 +101,21 @@ func (e *entry) dropTrailingTombstones() {
 	*end = nil
 }
 
-// collectable reports whether the whole entry can be removed from the table:
-// it is a lone tombstone, which reads the same as a missing key to every
-// snapshot.
-func (e *entry) collectable() bool { return e.deleted() && e.older == nil }
-
-// visibleIn reports whether some timestamp in the ascending slice active lies
-// in [from, to).
-func visibleIn(active []uint64, from, to uint64) bool {
-	// Binary search for the first timestamp >= from.
+// newestIn returns the largest timestamp in the ascending slice active that
+// lies in [from, to), if there is one.
+func newestIn(active []uint64, from, to uint64) (uint64, bool) {
+	// Binary search for the first timestamp >= to.
 	lo, hi := 0, len(active)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if active[mid] < from {
+		if active[mid] < to {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	return lo < len(active) && active[lo] < to
+	if lo == 0 || active[lo-1] < from {
+		return 0, false
+	}
+	return active[lo-1], true
 }
