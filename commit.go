@@ -11,7 +11,8 @@ func (s *Store) commit(t *Txn) error {
 }
 
 // commitLocked is commit's critical section, under the oracle's mutex:
-// validate the read set, take a commit timestamp, install every write with
+// validate the read set (and the memory the writes need, under a limit),
+// take a commit timestamp, install every write with
 // all the shards it touches locked, publish the timestamp. Readers of those
 // shards wait for the install and then see all of it; no reader sees part
 // of it. It returns what t's snapshot pinned, if t was its last user.
@@ -31,6 +32,11 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	for _, r := range reads.items {
 		if s.changedSince(r.key, r.hash, readTs) {
 			return pinned, ErrConflict
+		}
+	}
+	if s.limited() {
+		if err := s.checkCommitMemory(writes.items); err != nil {
+			return pinned, err
 		}
 	}
 
@@ -73,6 +79,22 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	return pinned, nil
 }
 
+// checkCommitMemory returns an error wrapping ErrMemoryLimit when the
+// records that writes put would take the store past its limit. A commit
+// that only deletes is never refused.
+func (s *Store) checkCommitMemory(writes []item[write]) error {
+	var need int64
+	for _, w := range writes {
+		if !w.val.del {
+			need += recordBytes(len(w.key), len(w.val.val))
+		}
+	}
+	if need == 0 {
+		return nil
+	}
+	return s.checkMemory(need)
+}
+
 // end ends t without publishing anything, then trims what t's snapshot
 // alone pinned.
 func (s *Store) end(t *Txn) {
@@ -98,5 +120,7 @@ func (s *Store) release(t *Txn) (pinned map[string]struct{}) {
 	t.reads = keyed[struct{}]{}
 	t.arena = keyArena{}
 	t.bufs = nil
+	s.txnMem.Add(-t.reserved)
+	t.mem, t.reserved = 0, 0
 	return s.oracle.endLocked(t.readTs)
 }

@@ -27,4 +27,12 @@ var (
 	// longer than MaxKeyBytes or a value longer than MaxValueBytes. Nothing
 	// is applied or buffered.
 	ErrTooLarge = errors.New("key or value too large")
+
+	// ErrMemoryLimit is returned, wrapped, by writes that would take a
+	// store created WithMaxMemory past its limit: Store.Put, Txn.Put and the
+	// outermost Txn.Commit of a transaction that puts. Nothing of the write
+	// is applied (a failed outermost Commit ends the transaction, as a
+	// conflict does). Reads and deletes keep working; after deletes have
+	// freed memory, writes succeed again.
+	ErrMemoryLimit = errors.New("out of memory")
 )

@@ -32,6 +32,10 @@ type Store struct {
 	oracle oracle
 	live   atomic.Int64 // number of keys that hold a value
 	cfg    storeConfig
+	// mem is the memory the tables and histories hold (see MemoryUsage),
+	// changed under the oracle's mutex; txnMem is what open transactions
+	// have reserved for their buffers.
+	mem, txnMem atomic.Int64
 }
 
 // New returns an empty in-memory Store, configured by opts.
@@ -43,6 +47,7 @@ func New(opts ...StoreOption) *Store {
 	s := &Store{seed: maphash.MakeSeed(), cfg: cfg}
 	for i := range s.shards {
 		s.shards[i].t.seed = s.seed
+		s.shards[i].t.mem = &s.mem
 	}
 	return s
 }
@@ -96,7 +101,8 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 // Put sets key to value, as a commit of its own. The store copies both
 // strings (into one allocation), so the caller may reuse their memory.
 // It returns an error only when the store cannot take the write (see the
-// errors in errors.go: ErrTooLarge); then nothing was applied.
+// errors in errors.go: ErrTooLarge, ErrMemoryLimit); then nothing was
+// applied.
 func (s *Store) Put(key, value string) error {
 	if err := checkRecordSize(len(key), len(value)); err != nil {
 		return err
@@ -108,6 +114,11 @@ func (s *Store) Put(key, value string) error {
 	sh := &s.shards[shardIndex(h)]
 	sh.lock()
 	defer sh.unlock()
+	if s.limited() {
+		if err := s.checkMemory(recordBytes(len(key), len(value)) + sh.t.growthBytes()); err != nil {
+			return err
+		}
+	}
 	ts := o.committed.Load() + 1
 	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
 		s.live.Add(1)
@@ -159,13 +170,14 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64
 	i := sh.t.find(key, h)
 	if i < 0 {
 		sh.t.set(sh.t.insert(key, h), key, value, h, ts)
+		s.mem.Add(recordBytes(len(key), len(value)))
 		return true
 	}
-	e := sh.entryAt(i)
+	e, before := sh.accountedEntryAt(i)
 	added = e.deleted()
 	e.push(value, ts, active)
 	sh.t.set(i, key, e.val, h, e.ts)
-	s.keepHistory(sh, i, h, e, active)
+	s.keepHistory(sh, i, h, e, active, before)
 	return added
 }
 
@@ -175,10 +187,10 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64
 func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint64) {
 	sh.lastCommit = checkTs(ts)
 	i := sh.t.find(key, h)
-	e := sh.entryAt(i)
+	e, before := sh.accountedEntryAt(i)
 	e.push("", ts|tombstoneBit, active)
 	sh.t.set(i, key, "", h, e.ts)
-	s.keepHistory(sh, i, h, e, active)
+	s.keepHistory(sh, i, h, e, active, before)
 }
 
 // checkTs panics if ts does not fit a slot: it would take a century of ten
@@ -194,10 +206,22 @@ func checkTs(ts uint64) uint64 {
 // open snapshots after it changed (e, trimmed for active), and pins it for
 // their owners. A lone tombstone is removed from the table unless an open
 // snapshot predates it and the shard still has room for kept tombstones;
-// removed early, it marks its group (see shard.collected). Requires
+// removed early, it marks its group (see shard.collected). before is the
+// key's footprint before the change, for the memory account. Requires
 // s.oracle.mu and sh.mu.
-func (s *Store) keepHistory(sh *shard, i int, h uint64, e entry, active []uint64) {
+func (s *Store) keepHistory(sh *shard, i int, h uint64, e entry, active []uint64, before int64) {
 	key := sh.t.key(i)
+	after := int64(0)
+	if !s.settleHistory(sh, i, key, h, e, active) {
+		_, hasHistory := sh.historyOf(key)
+		after = footprint(len(key), e, hasHistory)
+	}
+	s.mem.Add(after - before)
+}
+
+// settleHistory is keepHistory but for the memory account; key is the key
+// in slot i. It reports whether it removed the key from the table.
+func (s *Store) settleHistory(sh *shard, i int, key string, h uint64, e entry, active []uint64) (removed bool) {
 	prev, had := sh.historyOf(key)
 	wasKept := had && prev.older == nil
 	neededBy := len(active) > 0 && active[0] < e.commitTs() // a snapshot predates the newest version
@@ -205,28 +229,30 @@ func (s *Store) keepHistory(sh *shard, i int, h uint64, e entry, active []uint64
 	case e.older != nil:
 		sh.setHistory(key, history{older: e.older}, true)
 		for v := e.older; v != nil; v = v.older {
-			s.oracle.pinLocked(key, v.owner)
+			s.oracle.pinLocked(key, v.owner, &s.mem)
 		}
 	case !e.deleted():
 		sh.setHistory(key, history{}, false)
 	case neededBy && (wasKept || sh.keptTombs < maxKeptTombstones):
 		owner, _ := newestIn(active, 0, e.commitTs())
 		sh.setHistory(key, history{keptFor: owner}, true)
-		s.oracle.pinLocked(key, owner)
+		s.oracle.pinLocked(key, owner, &s.mem)
 		if wasKept && prev.keptFor != owner {
-			s.oracle.unpinLocked(key, prev.keptFor)
+			s.oracle.unpinLocked(key, prev.keptFor, &s.mem)
 		}
-		return
+		return false
 	default:
 		if neededBy {
 			sh.markCollected(h, e.commitTs())
 		}
 		sh.setHistory(key, history{}, false)
 		sh.t.remove(i)
+		removed = true
 	}
 	if wasKept && !ownsVersion(e.older, prev.keptFor) {
-		s.oracle.unpinLocked(key, prev.keptFor)
+		s.oracle.unpinLocked(key, prev.keptFor, &s.mem)
 	}
+	return removed
 }
 
 // ownsVersion reports whether the snapshot at readTs owns a version in the
@@ -253,7 +279,9 @@ func (s *Store) sweep(pinned map[string]struct{}) {
 		return
 	}
 	batch := make([]string, 0, min(len(pinned), sweepBatch))
+	var freed int64
 	for key := range pinned {
+		freed += pinnedBytes(key)
 		batch = append(batch, key)
 		if len(batch) == sweepBatch {
 			s.sweepKeys(batch)
@@ -261,6 +289,7 @@ func (s *Store) sweep(pinned map[string]struct{}) {
 		}
 	}
 	s.sweepKeys(batch)
+	s.mem.Add(-freed) // the set is garbage now
 }
 
 // sweepKeys trims the history of keys for the snapshots open now.
@@ -287,9 +316,9 @@ func (s *Store) sweepKey(key string, active []uint64) {
 	if _, ok := sh.historyOf(key); !ok {
 		return // trimmed since by a write
 	}
-	e := sh.entryAt(i)
+	e, before := sh.accountedEntryAt(i)
 	e.trim(active)
-	s.keepHistory(sh, i, h, e, active)
+	s.keepHistory(sh, i, h, e, active, before)
 }
 
 // Begin starts a transaction whose reads see the store as it is now, plus the

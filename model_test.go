@@ -204,4 +204,5 @@ func runModelSeed(t *testing.T, seed uint64) {
 		t.Fatalf("seed %d: Len = %d, model has %d keys", seed, s.Len(), len(m.data))
 	}
 	assertNoHistory(t, s)
+	assertAccounted(t, s, fmt.Sprint("seed ", seed))
 }

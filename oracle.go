@@ -103,7 +103,7 @@ func (o *oracle) activeLocked() []uint64 {
 
 // pinLocked records that key keeps a version owned by, or a tombstone kept
 // for, the open snapshot at readTs. Requires o.mu.
-func (o *oracle) pinLocked(key string, readTs uint64) {
+func (o *oracle) pinLocked(key string, readTs uint64, mem *atomic.Int64) {
 	i, ok := o.search(readTs)
 	if !ok {
 		panic("kvstore: pinning for a snapshot that is not open")
@@ -116,14 +116,19 @@ func (o *oracle) pinLocked(key string, readTs uint64) {
 		sn.pinned = make(map[string]struct{})
 	}
 	sn.pinned[strings.Clone(key)] = struct{}{}
+	mem.Add(pinnedBytes(key))
 }
 
 // unpinLocked forgets that key keeps a tombstone for the snapshot at readTs,
 // if that snapshot is still open. Requires o.mu.
-func (o *oracle) unpinLocked(key string, readTs uint64) {
+func (o *oracle) unpinLocked(key string, readTs uint64, mem *atomic.Int64) {
 	if i, ok := o.search(readTs); ok {
 		sn := &o.snapshots[i]
+		if _, ok := sn.pinned[key]; !ok {
+			return
+		}
 		delete(sn.pinned, key)
+		mem.Add(-pinnedBytes(key))
 		if len(sn.pinned) == 0 {
 			sn.pinned = nil // a map keeps its size: let an emptied one go
 		}

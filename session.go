@@ -20,6 +20,7 @@ const (
 	mesgNoTxn       = "no transaction"
 	mesgConflict    = "conflict: another client changed a key this transaction read; transaction aborted"
 	mesgTooDeep     = "transaction nesting limit reached: "
+	mesgOutOfMemory = "out of memory: the store is at its memory limit; write refused (a refused COMMIT aborts the transaction)"
 )
 
 // Session is one client's state: the store it works on and its open
@@ -201,6 +202,8 @@ func (s *Session) txnError(dst []byte, err error) []byte {
 	case errors.Is(err, ErrTxnClosed):
 		s.txn = nil
 		return appendError(dst, mesgNoTxn, "")
+	case errors.Is(err, ErrMemoryLimit):
+		return appendError(dst, mesgOutOfMemory, "")
 	}
 	return appendError(dst, "transaction error: ", err.Error())
 }

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -280,5 +281,31 @@ func BenchmarkSessionPut(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, _ = s.ExecuteLine(buf[:0], line)
+	}
+}
+
+// TestSessionOutOfMemory fills a store with a small limit over the session:
+// PUT and a transaction's PUT are refused with an Error whose mesg starts
+// with "out of memory"; GET and DEL keep working, and after DEL, PUT works
+// again.
+func TestSessionOutOfMemory(t *testing.T) {
+	store := New(WithMaxMemory(256 << 10))
+	s := NewSession(store, 0)
+	val := strings.Repeat("v", 200)
+	n := 0
+	for ; ; n++ {
+		resp := sessionRun(t, s, "PUT k"+strconv.Itoa(n)+" "+val)[0]
+		if resp != respOK {
+			if !strings.HasPrefix(resp, `{"status":"Error","mesg":"out of memory`) {
+				t.Fatalf("PUT over the limit: %s", resp)
+			}
+			break
+		}
+	}
+	got := sessionRun(t, s, "GET k0", "START", "PUT x "+val, "GET k1", "DEL k1", "COMMIT", "DEL k2", "DEL k3", "PUT k2 y", "GET k2")
+	oom := `{"status":"Error","mesg":"` + mesgOutOfMemory + `"}`
+	want := []string{respResult(val), respOK, oom, respResult(val), respOK, respOK, respOK, respOK, respOK, respResult("y")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("responses over the limit (-want +got):\n%s", diff)
 	}
 }

@@ -41,7 +41,7 @@ type shard struct {
 	// tombstone it would have found may have been removed. Written and read
 	// under the oracle's mutex.
 	collected [collectBuckets]uint64
-	_         [24]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
+	_         [16]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
 }
 
 // history is what a key keeps for open snapshots besides its newest version:
@@ -146,6 +146,14 @@ func (sh *shard) entryAt(i int) entry {
 		e.older = sh.hist[sh.t.key(i)].older
 	}
 	return e
+}
+
+// accountedEntryAt returns the versions of the key in slot i and their
+// footprint. Requires sh.mu.
+func (sh *shard) accountedEntryAt(i int) (entry, int64) {
+	e := sh.entryAt(i)
+	_, hasHistory := sh.historyOf(sh.t.key(i))
+	return e, footprint(len(sh.t.key(i)), e, hasHistory)
 }
 
 // historyOf returns the history kept for key, if any. Requires sh.mu.

@@ -7,6 +7,18 @@ package kvstore
 type StoreOption func(*storeConfig)
 
 // storeConfig is what the StoreOptions set.
-type storeConfig struct{}
+type storeConfig struct {
+	maxMemory int64 // 0: no limit
+}
 
 func defaultStoreConfig() storeConfig { return storeConfig{} }
+
+// WithMaxMemory limits the memory the store holds (see Store.MemoryUsage) to
+// bytes. A write that would take it past the limit (Store.Put, Txn.Put, and
+// the outermost Txn.Commit of a transaction that puts) fails with an error
+// wrapping ErrMemoryLimit and applies nothing; reads and deletes keep
+// working, and once deletes have freed enough memory, writes succeed again.
+// bytes <= 0 means no limit, the default.
+func WithMaxMemory(bytes int64) StoreOption {
+	return func(c *storeConfig) { c.maxMemory = max(bytes, 0) }
+}

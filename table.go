@@ -26,6 +26,7 @@ type table struct {
 	pub   atomic.Pointer[[]slot] // the same slots, published for readers
 	n     int                    // occupied slots
 	seed  maphash.Seed           // the store's, to rehash keys when slots move
+	mem   *atomic.Int64          // the store's memory account, or nil
 }
 
 // slot is one key's newest version. rec is nil in an empty slot.
@@ -203,6 +204,15 @@ func (t *table) insert(key string, h uint64) int {
 	return i
 }
 
+// growthBytes is how much the slot arrays grow if one more key is
+// inserted.
+func (t *table) growthBytes() int64 {
+	if (t.n+1)*maxLoadDen > len(t.slots)*maxLoadNum {
+		return int64(max(minTableSize, 2*len(t.slots))-len(t.slots)) * slotBytes
+	}
+	return 0
+}
+
 // grow doubles the table.
 func (t *table) grow() { t.resize(max(minTableSize, 2*len(t.slots))) }
 
@@ -234,6 +244,9 @@ func (t *table) resize(size int) {
 			i = (i + 1) & mask
 		}
 		slots[i] = sl // not yet visible to readers
+	}
+	if t.mem != nil {
+		t.mem.Add(int64(len(slots)-len(t.slots)) * slotBytes)
 	}
 	t.slots = slots
 	t.pub.Store(&slots)

@@ -27,6 +27,10 @@ type Txn struct {
 
 	// bufs is recycled memory that levels[0], reads and arena start in.
 	bufs *txnBuffers
+
+	// mem is what the buffers above hold (see MemoryUsage); reserved is
+	// the part of the store's account taken for them, at least mem.
+	mem, reserved int64
 }
 
 // write is one buffered write: a value, or a deletion.
@@ -69,6 +73,7 @@ func (t *Txn) recordRead(key string, h uint64) {
 		return // a read-only transaction never conflicts
 	}
 	if t.reads.find(key, h) < 0 {
+		t.account(readBytes+int64(len(key)), false) // reads are never refused
 		t.reads.set(t.arena.clone(key), h, struct{}{})
 	}
 }
@@ -76,7 +81,9 @@ func (t *Txn) recordRead(key string, h uint64) {
 // Put sets key to value in the innermost level. Nothing is visible to others
 // until the outermost Commit. The transaction keeps both strings. Put is a
 // blind write: it does not make the commit conflict. A key or value too long
-// for the store is refused at once with ErrTooLarge.
+// for the store is refused at once with ErrTooLarge, and a write that would
+// take the store past its memory limit (see WithMaxMemory) with
+// ErrMemoryLimit: nothing is buffered, and the transaction stays open.
 func (t *Txn) Put(key, value string) error {
 	if err := t.writable(); err != nil {
 		return err
@@ -84,7 +91,30 @@ func (t *Txn) Put(key, value string) error {
 	if err := checkRecordSize(len(key), len(value)); err != nil {
 		return err
 	}
+	if err := t.account(writeBytes+int64(len(key)+len(value)), true); err != nil {
+		return err
+	}
 	t.top().set(key, t.s.hash(key), write{val: value})
+	return nil
+}
+
+// account adds n bytes to what t's buffers hold, reserving more of the
+// store's account when needed. When check is set and the store has a limit
+// that n more bytes would pass, it adds nothing and returns an error
+// wrapping ErrMemoryLimit.
+func (t *Txn) account(n int64, check bool) error {
+	if check && t.s.limited() {
+		// What is reserved but unused is not in use.
+		if err := t.s.checkMemory(n - (t.reserved - t.mem)); err != nil {
+			return err
+		}
+	}
+	if t.mem+n > t.reserved {
+		more := max(txnReserve, t.mem+n-t.reserved)
+		t.s.txnMem.Add(more)
+		t.reserved += more
+	}
+	t.mem += n
 	return nil
 }
 
@@ -135,7 +165,9 @@ func (t *Txn) Begin() error {
 // enclosing level; that never fails. The outermost Commit publishes every
 // write at one instant, all or nothing, and ends the transaction: it returns
 // an error wrapping ErrConflict, and applies nothing, when a key the
-// transaction read was changed by another commit after its snapshot.
+// transaction read was changed by another commit after its snapshot, and
+// one wrapping ErrMemoryLimit when its puts would take the store past its
+// memory limit (see WithMaxMemory).
 func (t *Txn) Commit() error {
 	switch len(t.levels) {
 	case 0:
