@@ -61,6 +61,14 @@
 // versions it can see; end every transaction with Commit or Rollback
 // (Store.Update and Store.View do that for you).
 //
+// Store.MemoryUsage reports what the store holds: records, slot arrays,
+// history and its bookkeeping, and open transactions' buffers, each at the
+// size the Go allocator gives it. A store created WithMaxMemory refuses
+// writes that would take that past its limit (ErrMemoryLimit), applying
+// nothing; reads and deletes keep working, so deleting makes room again.
+// Keys and values longer than MaxKeyBytes and MaxValueBytes (4 GiB - 1)
+// are refused with ErrTooLarge.
+//
 // # Serving it
 //
 // The same package holds kvd's network layers, each knowing only the one

@@ -96,3 +96,21 @@ func ExampleTxn_Commit_conflict() {
 	// true
 	// false
 }
+
+func ExampleWithMaxMemory() {
+	s := kvstore.New(kvstore.WithMaxMemory(1 << 20)) // 1 MiB
+	val := string(make([]byte, 1000))
+	n := 0
+	for ; ; n++ {
+		if err := s.Put(fmt.Sprint("key", n), val); err != nil {
+			fmt.Println(errors.Is(err, kvstore.ErrMemoryLimit), s.MemoryUsage() <= 1<<20)
+			break
+		}
+	}
+	// Reads and deletes keep working; deleting makes room again.
+	s.Delete("key0")
+	fmt.Println(s.Put("another", val))
+	// Output:
+	// true true
+	// <nil>
+}
