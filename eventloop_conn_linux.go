@@ -149,6 +149,11 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 			return l.consume(c, out, l.buf[:n])
 		case err == nil:
 			c.eof, c.reason = true, "read: EOF"
+			if len(c.in) > 0 && !c.skipping {
+				// A half-close after a line without "\n": that is
+				// not a request, but the client may still read.
+				out = appendIncomplete(out)
+			}
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EAGAIN):
@@ -178,7 +183,7 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 		// Complete the partial line, never holding more than the limit.
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
-			if len(c.in)+len(data) > maxLine {
+			if overLimit(c.in, data, maxLine) {
 				out = l.tooLong(out)
 				c.in, c.skipping = nil, true
 			} else {
@@ -186,7 +191,7 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 			}
 			return out, nil
 		}
-		if len(c.in)+i > maxLine {
+		if overLimit(c.in, data[:i], maxLine) {
 			out = l.tooLong(out)
 		} else {
 			c.in = append(c.in, data[:i]...)
@@ -241,7 +246,7 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 		}
 		line := data[:i]
 		data = data[i+1:]
-		if len(line) > maxLine {
+		if lineOverLimit(line, maxLine) {
 			out = l.tooLong(out)
 		} else {
 			out, c.quit = c.sess.ExecuteLine(out, line)
@@ -250,12 +255,27 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 	if c.quit {
 		return nil, out, nil // requests after EXIT are not executed
 	}
-	if len(data) > maxLine {
+	if lineOverLimit(data, maxLine) {
 		out = l.tooLong(out)
 		c.skipping = true
 		data = nil
 	}
 	return data, out, nil
+}
+
+// overLimit is lineOverLimit for the line made of head and then tail.
+func overLimit(head, tail []byte, max int) bool {
+	n := len(head) + len(tail)
+	if n != max+1 {
+		return n > max
+	}
+	last := byte(0)
+	if len(tail) > 0 {
+		last = tail[len(tail)-1]
+	} else {
+		last = head[len(head)-1]
+	}
+	return last != '\r'
 }
 
 func (l *eventLoop) tooLong(out []byte) []byte {

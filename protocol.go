@@ -98,6 +98,11 @@ var (
 	// ErrLineTooLong: the request line is longer than the server's limit.
 	// ParseRequest never returns it; connection readers do.
 	ErrLineTooLong = errors.New("request line too long")
+	// ErrIncompleteRequest: the client closed its sending side (or the
+	// connection) after a last line that did not end with "\n". That line
+	// is not executed; where the client can still read, it gets this error.
+	// ParseRequest never returns it; connection readers do.
+	ErrIncompleteRequest = errors.New("incomplete request")
 )
 
 // wrongArgs holds one preallocated error per command, so that argument

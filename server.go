@@ -38,6 +38,22 @@ const (
 	lingerQuiet = 250 * time.Millisecond
 )
 
+// lineOverLimit reports whether line, a request line without its "\n" or
+// the partial line read so far, is longer than max bytes. A "\r" right
+// after the first max bytes does not count: it is part of the "\r\n"
+// terminator, so a line of max bytes may end in "\r\n" (a partial line
+// of max+1 bytes that ends in "\r" may still be completed by "\n").
+func lineOverLimit(line []byte, max int) bool {
+	n := len(line)
+	return n > max && !(n == max+1 && line[max] == '\r')
+}
+
+// appendIncomplete appends the response to a last line without "\n" before
+// the client closed its sending side (see ErrIncompleteRequest).
+func appendIncomplete(out []byte) []byte {
+	return appendError(out, ErrIncompleteRequest.Error(), ": the client closed its side before the line ended with \\n; it was not executed")
+}
+
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
 var aLongTimeAgo = time.Unix(1, 0)
 

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"runtime/debug"
 	"strconv"
@@ -107,7 +108,7 @@ func (s *Server) connLoop(c *serverConn) string {
 			switch {
 			case skipping:
 				skipping = false // the rest of the over-long line
-			case len(line) > maxLine:
+			case lineOverLimit(line, maxLine):
 				tooLong()
 			default:
 				out, quit = c.sess.ExecuteLine(out, line)
@@ -126,7 +127,7 @@ func (s *Server) connLoop(c *serverConn) string {
 		switch {
 		case skipping:
 			start, end = 0, 0
-		case partial > maxLine:
+		case lineOverLimit(buf[start:end], maxLine):
 			tooLong()
 			skipping = true
 			start, end = 0, 0
@@ -135,8 +136,10 @@ func (s *Server) connLoop(c *serverConn) string {
 			start, end = 0, partial
 			if end == len(buf) {
 				// The line is longer than the buffer but not yet over
-				// the limit: grow, never beyond limit+1 bytes.
-				nb := make([]byte, min(2*len(buf), maxLine+1))
+				// the limit: grow, never beyond limit+2 bytes (the
+				// line, its "\r" and one more byte, which either ends
+				// it or puts it over the limit).
+				nb := make([]byte, min(2*len(buf), maxLine+2))
 				copy(nb, buf[:end])
 				buf = nb
 			} else if filled && len(buf) < maxReadBuffer {
@@ -152,6 +155,11 @@ func (s *Server) connLoop(c *serverConn) string {
 			}
 		}
 
+		// The client closed its sending side after a line without "\n":
+		// that is not a request, but the client may still read.
+		if errors.Is(readErr, io.EOF) && end > 0 && !skipping {
+			out = appendIncomplete(out)
+		}
 		// About to wait for input: send what we have.
 		if !flush() {
 			return "write error"

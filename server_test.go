@@ -3,6 +3,7 @@ package kvstore
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -505,6 +506,113 @@ func testServerDefaultMaxLine(t *testing.T, backend Option) {
 	if diff := cmp.Diff(want, []string{c.recv(), c.recv()}); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
+}
+
+func TestServerMaxLineCRLF(t *testing.T) { eachBackend(t, testServerMaxLineCRLF) }
+
+// testServerMaxLineCRLF: a line of exactly the limit followed by "\r\n" is
+// accepted: the "\r" belongs to the terminator, not to the line. This holds
+// however the bytes are split across reads, and at the default limit too
+// (where the goroutine backend grows its buffer to the line).
+func testServerMaxLineCRLF(t *testing.T, backend Option) {
+	const limit = 64
+	ts := startServer(t, backend, WithMaxLineBytes(limit))
+	c := ts.dial(t)
+	tooLong := respErr(fmt.Sprintf("request line too long: limit is %d bytes", limit))
+	exact := "PUT k " + strings.Repeat("v", limit-6)
+	c.send(exact + "\r\n")
+	if got := c.recv(); got != respOK {
+		t.Errorf("line of the limit + CRLF: %s", got)
+	}
+	// Split right after the "\r", and between line and "\r".
+	c.send("PUT j " + strings.Repeat("w", limit-6) + "\r")
+	time.Sleep(20 * time.Millisecond)
+	c.send("\n" + exact)
+	time.Sleep(20 * time.Millisecond)
+	c.send("\r\nGET j\n")
+	got := []string{c.recv(), c.recv(), c.recv()}
+	if diff := cmp.Diff([]string{respOK, respOK, respResult(strings.Repeat("w", limit-6))}, got); diff != "" {
+		t.Errorf("split CRLF (-want +got):\n%s", diff)
+	}
+	// One byte more is too long, with or without "\r", and a "\r" that
+	// is not followed by "\n" counts.
+	c.send(exact + "v\r\n" + exact + "\rx\n" + exact + "\r")
+	time.Sleep(20 * time.Millisecond)
+	c.send("x\nPING\n")
+	got = []string{c.recv(), c.recv(), c.recv(), c.recv()}
+	if diff := cmp.Diff([]string{tooLong, tooLong, tooLong, `{"status":"Ok","result":"PONG"}`}, got); diff != "" {
+		t.Errorf("over the limit (-want +got):\n%s", diff)
+	}
+
+	// The default limit, the line sent in pieces.
+	ts2 := startServer(t, backend)
+	c2 := ts2.dial(t)
+	line := "PUT big " + strings.Repeat("b", DefaultMaxLineBytes-8)
+	for i := 0; i < len(line); i += 100 << 10 {
+		c2.send(line[i:min(i+100<<10, len(line))])
+	}
+	c2.send("\r\nPING\n")
+	got = []string{c2.recv(), c2.recv()}
+	if diff := cmp.Diff([]string{respOK, `{"status":"Ok","result":"PONG"}`}, got); diff != "" {
+		t.Errorf("default limit + CRLF (-want +got):\n%s", diff)
+	}
+	if v, _ := ts2.store.Get("big"); len(v) != DefaultMaxLineBytes-8 {
+		t.Errorf("big value has %d bytes, want %d", len(v), DefaultMaxLineBytes-8)
+	}
+}
+
+func TestServerHalfCloseIncompleteRequest(t *testing.T) {
+	eachBackend(t, testServerHalfCloseIncompleteRequest)
+}
+
+// testServerHalfCloseIncompleteRequest: a last line without "\n" before a
+// half-close (printf 'PING' | nc -N) is not executed, and the client gets
+// one "incomplete request" error, then the close. Complete requests before
+// it are answered as usual.
+func testServerHalfCloseIncompleteRequest(t *testing.T, backend Option) {
+	ts := startServer(t, backend)
+	for _, tc := range []struct {
+		name, send string
+		want       []string
+	}{
+		{"alone", "PING", nil},
+		{"after requests", "PUT a 1\nGET a\nPUT half truncated-valu", []string{respOK, respResult("1")}},
+		{"long partial", "PUT half " + strings.Repeat("x", 200<<10), nil},
+		{"CR only", "PUT half v\r", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.dial(t)
+			c.send(tc.send)
+			time.Sleep(10 * time.Millisecond) // the partial line is read before the FIN, sometimes
+			if err := c.c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for range tc.want {
+				got = append(got, c.recv())
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("complete requests (-want +got):\n%s", diff)
+			}
+			last := c.recv()
+			var r struct{ Status, Mesg string }
+			if err := json.Unmarshal([]byte(last), &r); err != nil || r.Status != "Error" || !strings.HasPrefix(r.Mesg, "incomplete request") {
+				t.Errorf("after the half-close: %q (%v), want an Error whose mesg starts with \"incomplete request\"", last, err)
+			}
+			c.expectEOF()
+			if v, ok := ts.store.Get("half"); ok {
+				t.Errorf("the incomplete PUT was applied: half=%q", v)
+			}
+		})
+	}
+	// A complete last line is answered, and nothing more is said.
+	c := ts.dial(t)
+	c.send("PING\n")
+	c.c.(*net.TCPConn).CloseWrite()
+	if got := c.recv(); got != `{"status":"Ok","result":"PONG"}` {
+		t.Errorf("PING then half-close: %q", got)
+	}
+	c.expectEOF()
 }
 
 func TestServerMaxClients(t *testing.T) { eachBackend(t, testServerMaxClients) }
