@@ -69,6 +69,7 @@ type eventLoop struct {
 	tick      time.Duration // how often timeouts are checked
 	nextSweep time.Duration // when they are checked next
 	draining  bool          // shutdown has been seen
+	drainAt   time.Duration // loop clock: when the shutdown drain ends
 
 	writes atomic.Int64 // write system calls made, for tests
 }
@@ -254,10 +255,15 @@ func (l *eventLoop) run() {
 				// Stop reading; finish the requests already read, send
 				// their responses, then close (see serve).
 				l.draining = true
+				l.drainAt = l.now + time.Until(s.drainEnd())
 				for _, c := range l.conns {
 					c.draining = true
 					l.serve(c, 0)
 				}
+			} else if l.now >= l.drainAt {
+				// The drain is over: close what is left, whatever the
+				// clients do, so that the shutdown is prompt.
+				l.closeAll("shutdown: drain time over")
 			}
 			if len(l.conns) == 0 {
 				return
@@ -272,10 +278,13 @@ func (l *eventLoop) run() {
 // pollTimeout is the epoll_wait timeout in milliseconds: until the next
 // timeout check if one can be due, otherwise forever.
 func (l *eventLoop) pollTimeout() int {
-	if len(l.waiting) == 0 && l.srv.cfg.idleTimeout == 0 {
+	next := l.nextSweep
+	if l.draining {
+		next = min(next, l.drainAt)
+	} else if len(l.waiting) == 0 && l.srv.cfg.idleTimeout == 0 {
 		return -1
 	}
-	d := l.nextSweep - time.Since(l.start)
+	d := next - time.Since(l.start)
 	if d <= 0 {
 		return 0
 	}

@@ -36,6 +36,11 @@ const (
 	// lingerQuiet is how long a closing connection waits for more input
 	// from the client before it closes (see lingerClose).
 	lingerQuiet = 250 * time.Millisecond
+	// shutdownDrain is how long Shutdown gives the connections to answer
+	// the requests they have already read and to close gracefully. After
+	// it every connection is closed, whatever the client does (keeps
+	// pipelining, or does not read), so that a shutdown is prompt.
+	shutdownDrain = time.Second
 )
 
 // lineOverLimit reports whether line, a request line without its "\n" or
@@ -81,7 +86,8 @@ type Server struct {
 	cfg   serverConfig
 	log   *slog.Logger
 
-	closing atomic.Bool // set once Shutdown starts
+	closing atomic.Bool  // set once Shutdown starts
+	drainBy atomic.Int64 // when the shutdown drain ends (Unix ns); set before closing
 	forced  atomic.Bool // set when Shutdown's context expires; under mu
 
 	mu        sync.Mutex
@@ -286,11 +292,32 @@ func (s *Server) connDone(c *serverConn, reason string) {
 	s.wg.Done()
 }
 
+// drainEnd is when the shutdown drain ends; it is only meaningful once
+// closing is set.
+func (s *Server) drainEnd() time.Time { return time.Unix(0, s.drainBy.Load()) }
+
+// ioDeadline is the deadline of a write (or a lingering close) that starts
+// now: the write timeout, or the end of the shutdown drain if sooner.
+func (s *Server) ioDeadline() time.Time {
+	d := time.Now().Add(s.cfg.writeTimeout)
+	if s.closing.Load() {
+		if by := s.drainEnd(); by.Before(d) {
+			d = by
+		}
+	}
+	return d
+}
+
 // Shutdown shuts the server down gracefully, like net/http's
-// Server.Shutdown: it closes the listeners, lets every connection finish
-// the requests it has already read and send their responses, rolls back
-// open transactions, closes the connections, and returns once every
-// connection goroutine has exited. If ctx expires first, the remaining
+// Server.Shutdown: it closes the listeners, stops reading from the
+// connections, lets every connection finish the requests it has already
+// read and send their responses, rolls back open transactions, closes the
+// connections, and returns once every connection goroutine has exited.
+// It is prompt: it does not wait for clients to go quiet or to read. A
+// connection gets one second in all to take its last responses and close
+// gracefully; then it is closed anyway (a client that does not read may
+// miss responses to requests that were executed), and Shutdown still
+// returns nil. If ctx expires first, the remaining
 // connections are closed forcibly (their transactions are rolled back
 // too), Shutdown waits for their goroutines and event loops to exit, and
 // returns ctx's error. Every write answered Ok is in the Store when Shutdown returns.
@@ -299,6 +326,7 @@ func (s *Server) connDone(c *serverConn, reason string) {
 // and ListenAndServe return ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.drainBy.CompareAndSwap(0, time.Now().Add(shutdownDrain).UnixNano())
 	if !s.closing.Swap(true) {
 		close(s.done)
 		s.log.Info("kvd shutting down", "connections", len(s.conns))
@@ -308,10 +336,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Wake connections blocked waiting for input; a connection busy with
 	// requests finishes them first and sees closing before its next read.
-	// The event loops do the same for their connections once woken.
+	// A connection blocked writing to a client that does not read gives
+	// up when the drain ends. The event loops do the same for their
+	// connections once woken.
+	drainBy := s.drainEnd()
 	for c := range s.conns {
 		if !c.onLoop {
 			c.nc.SetReadDeadline(aLongTimeAgo)
+			c.nc.SetWriteDeadline(drainBy)
 		}
 	}
 	for _, l := range s.loops {

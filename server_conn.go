@@ -21,18 +21,25 @@ import (
 // client that pipelines requests after EXIT, or during shutdown). So, like
 // net/http, it shuts down the sending side and then reads and discards
 // input until the client closes too, or has sent nothing for lingerQuiet,
-// and for at most timeout in all (the write timeout: the time a client is
-// given to take its responses). An expired Shutdown context also ends it,
-// since it closes every connection.
-func lingerClose(nc net.Conn, timeout time.Duration) {
+// and for at most the write timeout in all (the time a client is given to
+// take its responses), or until the shutdown drain ends. An expired
+// Shutdown context also ends it, since it closes every connection.
+func (s *Server) lingerClose(nc net.Conn) {
 	cw, ok := nc.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	giveUp := time.Now().Add(timeout)
+	giveUp := s.ioDeadline()
 	var scratch [4096]byte
-	for time.Now().Before(giveUp) {
-		deadline := time.Now().Add(lingerQuiet)
+	for {
+		now := time.Now()
+		if s.closing.Load() && s.drainEnd().Before(giveUp) {
+			giveUp = s.drainEnd() // Shutdown started meanwhile
+		}
+		if !now.Before(giveUp) {
+			return
+		}
+		deadline := now.Add(lingerQuiet)
 		if deadline.After(giveUp) {
 			deadline = giveUp
 		}
@@ -56,7 +63,7 @@ func (s *Server) serveConn(c *serverConn) {
 		}
 		c.sess.Close() // roll back an open transaction
 		if reason == "quit" || reason == "shutdown" {
-			lingerClose(c.nc, s.cfg.writeTimeout)
+			s.lingerClose(c.nc)
 		}
 		c.nc.Close()
 		s.connDone(c, reason)
@@ -83,7 +90,12 @@ func (s *Server) connLoop(c *serverConn) string {
 		if len(out) == 0 {
 			return true
 		}
-		nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		nc.SetWriteDeadline(s.ioDeadline())
+		if s.closing.Load() {
+			// Shutdown may have set the drain deadline just before
+			// the line above replaced it.
+			nc.SetWriteDeadline(s.ioDeadline())
+		}
 		_, err := nc.Write(out)
 		if cap(out) > keepOutBytes {
 			out = nil
@@ -197,12 +209,12 @@ func (s *Server) connLoop(c *serverConn) string {
 func (s *Server) closeGracefully(c *serverConn, out []byte, reason string) {
 	ok := true
 	if len(out) > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		c.nc.SetWriteDeadline(s.ioDeadline())
 		_, err := c.nc.Write(out)
 		ok = err == nil
 	}
 	if ok {
-		lingerClose(c.nc, s.cfg.writeTimeout)
+		s.lingerClose(c.nc)
 	}
 	c.nc.Close()
 	s.connDone(c, reason)

@@ -38,7 +38,11 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(childAddrEnv); addr != "" {
 		os.Exit(manyConnsChild(addr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if kvdBuildDir != "" {
+		os.RemoveAll(kvdBuildDir)
+	}
+	os.Exit(code)
 }
 
 // raiseNoFile makes sure RLIMIT_NOFILE allows n open files, raising the
