@@ -88,7 +88,7 @@ type Server struct {
 
 	closing atomic.Bool  // set once Shutdown starts
 	drainBy atomic.Int64 // when the shutdown drain ends (Unix ns); set before closing
-	forced  atomic.Bool // set when Shutdown's context expires; under mu
+	forced  atomic.Bool  // set when Shutdown's context expires; under mu
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
