@@ -212,3 +212,23 @@ func TestMemoryLimit(t *testing.T) {
 }
 
 func runtime_KeepAlive(xs ...any) { runtime.KeepAlive(xs) }
+
+// TestTxnBuffersAccountReplacedWrites checks that a transaction that puts
+// the same key many times accounts for one buffered write, not for each.
+func TestTxnBuffersAccountReplacedWrites(t *testing.T) {
+	s := New(WithMaxMemory(1 << 20))
+	tx := s.Begin()
+	val := strings.Repeat("v", 1000)
+	for i := range 10_000 {
+		if err := tx.Put("k", val[:i%1000]); err != nil {
+			t.Fatalf("Put #%d of one key: %v", i, err)
+		}
+	}
+	if tx.mem > 2000 || s.MemoryUsage() > 64<<10 {
+		t.Errorf("one buffered write accounts %d bytes; the store %d", tx.mem, s.MemoryUsage())
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	assertAccounted(t, s, "after the commit")
+}

@@ -91,10 +91,15 @@ func (t *Txn) Put(key, value string) error {
 	if err := checkRecordSize(len(key), len(value)); err != nil {
 		return err
 	}
-	if err := t.account(writeBytes+int64(len(key)+len(value)), true); err != nil {
+	top, h := t.top(), t.s.hash(key)
+	cost := writeBytes + int64(len(key)+len(value))
+	if j := top.find(key, h); j >= 0 {
+		cost = int64(len(value) - len(top.items[j].val.val)) // replaces a write
+	}
+	if err := t.account(cost, true); err != nil {
 		return err
 	}
-	t.top().set(key, t.s.hash(key), write{val: value})
+	top.set(key, h, write{val: value})
 	return nil
 }
 
@@ -103,6 +108,10 @@ func (t *Txn) Put(key, value string) error {
 // that n more bytes would pass, it adds nothing and returns an error
 // wrapping ErrMemoryLimit.
 func (t *Txn) account(n int64, check bool) error {
+	if n <= 0 {
+		t.mem += n // a smaller value replaced a larger one
+		return nil
+	}
 	if check && t.s.limited() {
 		// What is reserved but unused is not in use.
 		if err := t.s.checkMemory(n - (t.reserved - t.mem)); err != nil {
@@ -127,6 +136,7 @@ func (t *Txn) Delete(key string) (existed bool, err error) {
 		return false, err
 	}
 	if _, existed = t.Get(key); existed {
+		t.account(writeBytes+int64(len(key)), false) // deletes are never refused
 		t.top().set(key, t.s.hash(key), write{del: true})
 	}
 	return existed, nil
