@@ -32,10 +32,9 @@ type Store struct {
 	oracle oracle
 	live   atomic.Int64 // number of keys that hold a value
 	cfg    storeConfig
-	// mem is the memory the tables and histories hold (see MemoryUsage),
-	// changed under the oracle's mutex; txnMem is what open transactions
-	// have reserved for their buffers.
-	mem, txnMem atomic.Int64
+	// txnMem is what open transactions have reserved for their buffers
+	// (see MemoryUsage; the rest is oracle.mem).
+	txnMem atomic.Int64
 }
 
 // New returns an empty in-memory Store, configured by opts.
@@ -47,7 +46,7 @@ func New(opts ...StoreOption) *Store {
 	s := &Store{seed: maphash.MakeSeed(), cfg: cfg}
 	for i := range s.shards {
 		s.shards[i].t.seed = s.seed
-		s.shards[i].t.mem = &s.mem
+		s.shards[i].t.mem = &s.oracle.mem
 	}
 	return s
 }
@@ -170,7 +169,7 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64
 	i := sh.t.find(key, h)
 	if i < 0 {
 		sh.t.set(sh.t.insert(key, h), key, value, h, ts)
-		s.mem.Add(recordBytes(len(key), len(value)))
+		s.oracle.mem.Add(recordBytes(len(key), len(value)))
 		return true
 	}
 	e, before := sh.accountedEntryAt(i)
@@ -216,7 +215,9 @@ func (s *Store) keepHistory(sh *shard, i int, h uint64, e entry, active []uint64
 		_, hasHistory := sh.historyOf(key)
 		after = footprint(len(key), e, hasHistory)
 	}
-	s.mem.Add(after - before)
+	if after != before {
+		s.oracle.mem.Add(after - before)
+	}
 }
 
 // settleHistory is keepHistory but for the memory account; key is the key
@@ -229,16 +230,16 @@ func (s *Store) settleHistory(sh *shard, i int, key string, h uint64, e entry, a
 	case e.older != nil:
 		sh.setHistory(key, history{older: e.older}, true)
 		for v := e.older; v != nil; v = v.older {
-			s.oracle.pinLocked(key, v.owner, &s.mem)
+			s.oracle.pinLocked(key, v.owner, &s.oracle.mem)
 		}
 	case !e.deleted():
 		sh.setHistory(key, history{}, false)
 	case neededBy && (wasKept || sh.keptTombs < maxKeptTombstones):
 		owner, _ := newestIn(active, 0, e.commitTs())
 		sh.setHistory(key, history{keptFor: owner}, true)
-		s.oracle.pinLocked(key, owner, &s.mem)
+		s.oracle.pinLocked(key, owner, &s.oracle.mem)
 		if wasKept && prev.keptFor != owner {
-			s.oracle.unpinLocked(key, prev.keptFor, &s.mem)
+			s.oracle.unpinLocked(key, prev.keptFor, &s.oracle.mem)
 		}
 		return false
 	default:
@@ -250,7 +251,7 @@ func (s *Store) settleHistory(sh *shard, i int, key string, h uint64, e entry, a
 		removed = true
 	}
 	if wasKept && !ownsVersion(e.older, prev.keptFor) {
-		s.oracle.unpinLocked(key, prev.keptFor, &s.mem)
+		s.oracle.unpinLocked(key, prev.keptFor, &s.oracle.mem)
 	}
 	return removed
 }
@@ -279,9 +280,7 @@ func (s *Store) sweep(pinned map[string]struct{}) {
 		return
 	}
 	batch := make([]string, 0, min(len(pinned), sweepBatch))
-	var freed int64
 	for key := range pinned {
-		freed += pinnedBytes(key)
 		batch = append(batch, key)
 		if len(batch) == sweepBatch {
 			s.sweepKeys(batch)
@@ -289,7 +288,6 @@ func (s *Store) sweep(pinned map[string]struct{}) {
 		}
 	}
 	s.sweepKeys(batch)
-	s.mem.Add(-freed) // the set is garbage now
 }
 
 // sweepKeys trims the history of keys for the snapshots open now.
@@ -300,6 +298,7 @@ func (s *Store) sweepKeys(keys []string) {
 	active := s.activeForInstall()
 	for _, key := range keys {
 		s.sweepKey(key, active)
+		o.mem.Add(-pinnedBytes(key)) // the ended snapshot's set is garbage
 	}
 }
 

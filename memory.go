@@ -83,7 +83,7 @@ func pinnedBytes(key string) int64 { return pinnedEntryBytes + allocBytes(len(ke
 // created WithMaxMemory refuses writes that would take MemoryUsage past its
 // limit.
 func (s *Store) MemoryUsage() int64 {
-	return int64(unsafe.Sizeof(*s)) + s.mem.Load() + s.txnMem.Load()
+	return int64(unsafe.Sizeof(*s)) + s.oracle.mem.Load() + s.txnMem.Load()
 }
 
 // limited reports whether the store has a memory limit.

@@ -25,6 +25,12 @@ type oracle struct {
 	// can read it without the lock.
 	committed atomic.Uint64
 
+	// mem is the memory the tables and histories hold (see
+	// Store.MemoryUsage). Changed under mu, so its cache line is the one
+	// every commit holds anyway; atomic so that MemoryUsage can read it
+	// without the lock.
+	mem atomic.Int64
+
 	// snapshots holds the read timestamps of open transactions, ascending
 	// and distinct, and counts how many transactions use each.
 	snapshots []snapshot
