@@ -119,8 +119,7 @@ func (s *Store) release(t *Txn) (pinned map[string]struct{}) {
 	t.levelBuf = [2]keyed[write]{}
 	t.reads = keyed[struct{}]{}
 	t.arena = keyArena{}
+	s.txnMem.Add(-t.bufs.reserved)
 	t.bufs = nil
-	s.txnMem.Add(-t.reserved)
-	t.mem, t.reserved = 0, 0
 	return s.oracle.endLocked(t.readTs)
 }

@@ -89,7 +89,12 @@ func (a *keyArena) clone(key string) string {
 type txnBuffers struct {
 	writes [smallKeyed]item[write]
 	reads  [smallKeyed]item[struct{}]
-	arena  [256]byte
+	arena  [240]byte // with the rest, 1408 bytes: a size class
+	// mem is what the transaction's buffers hold (see Store.MemoryUsage);
+	// reserved is the part of the store's account taken for them, at least
+	// mem. Kept here rather than in Txn, which stays in a smaller size
+	// class.
+	mem, reserved int64
 }
 
 var txnBufferPool = sync.Pool{New: func() any { return new(txnBuffers) }}
@@ -97,6 +102,7 @@ var txnBufferPool = sync.Pool{New: func() any { return new(txnBuffers) }}
 // attach makes t's outermost level, read set and arena use b.
 func (b *txnBuffers) attach(t *Txn) {
 	t.bufs = b
+	b.mem, b.reserved = 0, 0
 	t.levels[0].items = b.writes[:0]
 	t.reads.items = b.reads[:0]
 	t.arena.buf = b.arena[:0]

@@ -224,8 +224,8 @@ func TestTxnBuffersAccountReplacedWrites(t *testing.T) {
 			t.Fatalf("Put #%d of one key: %v", i, err)
 		}
 	}
-	if tx.mem > 2000 || s.MemoryUsage() > 64<<10 {
-		t.Errorf("one buffered write accounts %d bytes; the store %d", tx.mem, s.MemoryUsage())
+	if tx.bufs.mem > 2000 || s.MemoryUsage() > 64<<10 {
+		t.Errorf("one buffered write accounts %d bytes; the store %d", tx.bufs.mem, s.MemoryUsage())
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)

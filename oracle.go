@@ -82,8 +82,8 @@ func (o *oracle) endLocked(readTs uint64) (pinned map[string]struct{}) {
 	pinned = o.snapshots[i].pinned
 	o.snapshots = slices.Delete(o.snapshots, i, i+1) // clears the freed element
 	o.activeStale = true
-	if len(o.snapshots) == 0 {
-		o.snapshots = nil // let a large backing array go
+	if len(o.snapshots) == 0 && cap(o.snapshots) > 64 {
+		o.snapshots = nil // let a large backing array go; keep a small one
 	}
 	return pinned
 }

@@ -25,12 +25,9 @@ type Txn struct {
 	reads keyed[struct{}]
 	arena keyArena
 
-	// bufs is recycled memory that levels[0], reads and arena start in.
+	// bufs is recycled memory that levels[0], reads and arena start in,
+	// and the account of what the transaction's buffers hold.
 	bufs *txnBuffers
-
-	// mem is what the buffers above hold (see MemoryUsage); reserved is
-	// the part of the store's account taken for them, at least mem.
-	mem, reserved int64
 }
 
 // write is one buffered write: a value, or a deletion.
@@ -108,22 +105,23 @@ func (t *Txn) Put(key, value string) error {
 // that n more bytes would pass, it adds nothing and returns an error
 // wrapping ErrMemoryLimit.
 func (t *Txn) account(n int64, check bool) error {
+	b := t.bufs
 	if n <= 0 {
-		t.mem += n // a smaller value replaced a larger one
+		b.mem += n // a smaller value replaced a larger one
 		return nil
 	}
 	if check && t.s.limited() {
 		// What is reserved but unused is not in use.
-		if err := t.s.checkMemory(n - (t.reserved - t.mem)); err != nil {
+		if err := t.s.checkMemory(n - (b.reserved - b.mem)); err != nil {
 			return err
 		}
 	}
-	if t.mem+n > t.reserved {
-		more := max(txnReserve, t.mem+n-t.reserved)
+	if b.mem+n > b.reserved {
+		more := max(txnReserve, b.mem+n-b.reserved)
 		t.s.txnMem.Add(more)
-		t.reserved += more
+		b.reserved += more
 	}
-	t.mem += n
+	b.mem += n
 	return nil
 }
 
