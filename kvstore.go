@@ -327,9 +327,7 @@ func (s *Store) Begin() *Txn {
 	t := &Txn{s: s}
 	t.levels = t.levelBuf[:1]
 	txnBufferPool.Get().(*txnBuffers).attach(t)
-	s.oracle.mu.Lock()
-	t.readTs = s.oracle.beginLocked()
-	s.oracle.mu.Unlock()
+	t.readTs = s.oracle.begin()
 	return t
 }
 

@@ -236,7 +236,9 @@ func TestHeapReturnsAfterDeletes(t *testing.T) {
 		t.Fatalf("Len = %d after deleting every key", s.Len())
 	}
 	const slack = 2 << 20
-	if grew := liveHeap() - base; grew > slack {
+	grew := liveHeap() - base
+	t.Logf("%d puts and deletes: the heap is %d bytes above the start (%d with the keys in)", n, grew, full-base)
+	if grew > slack {
 		t.Errorf("after %d puts and deletes the heap is %d bytes above the start (%d with the keys in), want at most %d",
 			n, grew, full-base, slack)
 	}
@@ -270,7 +272,9 @@ func TestHeapReturnsAfterLongTransaction(t *testing.T) {
 	tx.Rollback()
 	assertNoHistory(t, s)
 	const slack = 2 << 20
-	if grew := liveHeap() - base; grew > slack {
+	grew := liveHeap() - base
+	t.Logf("a transaction that pinned %d keys ended: the heap is %d bytes above the start (%d while pinned)", n, grew, pinned-base)
+	if grew > slack {
 		t.Errorf("after the transaction that pinned %d keys ended, the heap is %d bytes above the start (%d while pinned), want at most %d",
 			n, grew, pinned-base, slack)
 	}
@@ -306,7 +310,9 @@ func TestIdleTransactionKeepsFewTombstones(t *testing.T) {
 		t.Errorf("after %d keys created and deleted under an open transaction: %+v, want at most %d tombstones and nothing else", n, st, limit)
 	}
 	const slack = 4 << 20
-	if grew := liveHeap() - base; grew > slack {
+	grew := liveHeap() - base
+	t.Logf("%d keys created and deleted under an open transaction: %+v, the heap grew %d bytes", n, st, grew)
+	if grew > slack {
 		t.Errorf("the heap grew %d bytes for an empty store, want at most %d", grew, slack)
 	}
 	if err := idle.Commit(); !errors.Is(err, ErrConflict) {
@@ -343,7 +349,10 @@ func TestEndingAnySnapshotTrims(t *testing.T) {
 	if st := stats(s); st != (historyStats{entries: rounds}) {
 		t.Errorf("with the old snapshot still open: %+v, want %d entries and no history", st, rounds)
 	}
-	if grew, limit := liveHeap()-base, int64(rounds*100); grew > limit {
+	st := stats(s)
+	grew, limit := liveHeap()-base, int64(rounds*100)
+	t.Logf("%d rounds under an old snapshot: %+v, the heap grew %d bytes", rounds, st, grew)
+	if grew > limit {
 		t.Errorf("the heap grew %d bytes for %d small keys, want at most %d", grew, rounds, limit)
 	}
 	if _, ok := old.Get("k0"); ok {
