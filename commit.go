@@ -60,6 +60,12 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	o.shardScratch = shards
 
 	ts := o.committed.Load() + 1
+	if s.dur != nil {
+		if err := s.logCommit(writes.items, ts); err != nil {
+			return pinned, err
+		}
+	}
+	t.commitTs = ts
 	active := s.activeForInstall()
 	var delta int64
 	for j, it := range writes.items {

@@ -47,6 +47,7 @@ type loopConn struct {
 	quit     bool   // EXIT or QUIT was executed
 	draining bool   // shutdown: no more reads; finish and close
 	released bool   // removed from the loop
+	durWait  bool   // out waits for the log (SyncAlways): see settleDurable
 	reason   string // why the input ended (when eof)
 }
 
@@ -285,6 +286,15 @@ func (l *eventLoop) tooLong(out []byte) []byte {
 // flush writes as much of out as the socket takes without blocking and
 // returns the rest, moved to the start of out.
 func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
+	if c.durWait || c.sess.durableNeed() != 0 {
+		// The responses reveal commits not yet synced: they go out after
+		// the loop's one wait for the log, at the end of this round.
+		if !c.durWait {
+			c.durWait = true
+			l.durWait = append(l.durWait, c)
+		}
+		return out, nil
+	}
 	sent := 0
 	for sent < len(out) {
 		n, err := syscall.Write(c.fd, out[sent:])
@@ -316,7 +326,7 @@ func (l *eventLoop) sync(c *loopConn) {
 	if c.canRead() {
 		want |= syscall.EPOLLIN
 	}
-	if len(c.out) > 0 {
+	if len(c.out) > 0 && !c.durWait {
 		want |= syscall.EPOLLOUT
 		if !c.inWaiting {
 			c.inWaiting = true

@@ -70,6 +70,7 @@ type eventLoop struct {
 	nextSweep time.Duration // when they are checked next
 	draining  bool          // shutdown has been seen
 	drainAt   time.Duration // loop clock: when the shutdown drain ends
+	durWait   []*loopConn   // connections whose output waits for the log
 
 	writes atomic.Int64 // write system calls made, for tests
 }
@@ -247,6 +248,7 @@ func (l *eventLoop) run() {
 				l.serve(c, ev.Events)
 			}
 		}
+		l.settleDurable()
 		l.register()
 		if s.closing.Load() {
 			if s.forced.Load() {
@@ -359,5 +361,34 @@ func (l *eventLoop) exit() {
 		h.c.sess.Close()
 		syscall.Close(h.fd)
 		l.srv.connDone(h.c, "shutdown")
+	}
+}
+
+// settleDurable sends the output that waits for the log (SyncAlways): it
+// waits once, for the newest commit any of it reveals, so that the
+// connections served this round share one fsync, then serves them again
+// to write. If the log failed, they are closed with nothing sent.
+func (l *eventLoop) settleDurable() {
+	for len(l.durWait) > 0 {
+		var need uint64
+		for _, c := range l.durWait {
+			need = max(need, c.sess.need)
+		}
+		err := l.srv.store.waitDurable(need)
+		conns := l.durWait
+		l.durWait = nil
+		for _, c := range conns {
+			c.durWait = false
+			if c.released {
+				continue
+			}
+			if err != nil {
+				c.out = nil
+				l.release(c, false, "log failed: "+err.Error())
+				continue
+			}
+			c.sess.need = 0
+			l.serve(c, syscall.EPOLLOUT)
+		}
 	}
 }

@@ -35,6 +35,9 @@ type Store struct {
 	// txnMem is what open transactions have reserved for their buffers
 	// (see MemoryUsage; the rest is oracle.mem).
 	txnMem atomic.Int64
+	// dur is the directory, log and compaction of a store made by Open;
+	// nil for an in-memory store.
+	dur *durability
 }
 
 // New returns an empty in-memory Store, configured by opts.
@@ -102,9 +105,25 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 // It returns an error only when the store cannot take the write (see the
 // errors in errors.go: ErrTooLarge, ErrMemoryLimit); then nothing was
 // applied.
+//
+// On a store made by Open, Put also appends the commit to the log; under
+// SyncAlways it returns once the commit is synced. It returns an error
+// wrapping ErrLogFailed or ErrClosed when the log cannot take the write
+// (then nothing was applied), or when the sync failed (then the write is
+// applied in memory but may not survive a crash).
 func (s *Store) Put(key, value string) error {
-	if err := checkRecordSize(len(key), len(value)); err != nil {
+	ts, err := s.put(key, value)
+	if err != nil {
 		return err
+	}
+	return s.waitDurable(ts)
+}
+
+// put is Put without waiting for the log; it returns the commit's
+// timestamp.
+func (s *Store) put(key, value string) (uint64, error) {
+	if err := checkRecordSize(len(key), len(value)); err != nil {
+		return 0, err
 	}
 	h := s.hash(key)
 	o := &s.oracle
@@ -115,22 +134,39 @@ func (s *Store) Put(key, value string) error {
 	defer sh.unlock()
 	if s.limited() {
 		if err := s.checkMemory(recordBytes(len(key), len(value)) + sh.t.growthBytes()); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	ts := o.committed.Load() + 1
+	if s.dur != nil {
+		if err := s.logPut(key, value, ts); err != nil {
+			return 0, err
+		}
+	}
 	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
-	return nil
+	return ts, nil
 }
 
 // Delete removes key, as a commit of its own, and reports whether it existed.
 // Deleting a missing key changes nothing. It returns an error only when the
 // store cannot take the write (see the errors in errors.go); then nothing
 // was applied.
+//
+// On a store made by Open, Delete logs and waits as Put does.
 func (s *Store) Delete(key string) (existed bool, err error) {
+	existed, ts, err := s.del(key)
+	if err != nil {
+		return existed, err
+	}
+	return existed, s.waitDurable(ts)
+}
+
+// del is Delete without waiting for the log; it returns the commit's
+// timestamp, 0 if there was no commit.
+func (s *Store) del(key string) (existed bool, ts uint64, err error) {
 	h := s.hash(key)
 	o := &s.oracle
 	o.mu.Lock()
@@ -139,13 +175,18 @@ func (s *Store) Delete(key string) (existed bool, err error) {
 	sh.lock()
 	defer sh.unlock()
 	if !sh.holdsValue(key, h) {
-		return false, nil
+		return false, 0, nil
 	}
-	ts := o.committed.Load() + 1
+	ts = o.committed.Load() + 1
+	if s.dur != nil {
+		if err := s.logDelete(key, ts); err != nil {
+			return false, 0, err
+		}
+	}
 	s.installDelete(sh, key, h, ts, s.activeForInstall())
 	s.live.Add(-1)
 	o.committed.Store(ts)
-	return true, nil
+	return true, ts, nil
 }
 
 // Len returns the number of keys that hold a value.

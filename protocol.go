@@ -42,6 +42,9 @@ const (
 	CmdPing
 	// CmdHelp is "HELP": answer a one-line summary of the commands.
 	CmdHelp
+	// CmdCompact is "COMPACT": start a compaction of a durable store's
+	// log into a snapshot, in the background (see Store.Compact).
+	CmdCompact
 )
 
 var commandNames = [...]string{
@@ -55,6 +58,7 @@ var commandNames = [...]string{
 	CmdExit:     "EXIT",
 	CmdPing:     "PING",
 	CmdHelp:     "HELP",
+	CmdCompact:  "COMPACT",
 }
 
 var commandUsage = [...]string{
@@ -67,6 +71,7 @@ var commandUsage = [...]string{
 	CmdExit:     "EXIT",
 	CmdPing:     "PING",
 	CmdHelp:     "HELP",
+	CmdCompact:  "COMPACT",
 }
 
 // String returns the canonical (upper-case) name of the command, or
@@ -292,6 +297,10 @@ func lookupCommand(tok []byte) Command {
 	case 6:
 		if equalFold(tok, "COMMIT") {
 			return CmdCommit
+		}
+	case 7:
+		if equalFold(tok, "COMPACT") {
+			return CmdCompact
 		}
 	case 8:
 		if equalFold(tok, "ROLLBACK") {

@@ -271,6 +271,7 @@ func (s *Server) startConn(nc net.Conn) {
 		return
 	}
 	c := &serverConn{nc: nc, sess: NewSession(s.store, s.cfg.maxTxnDepth)}
+	c.sess.deferDurable = true // the backends wait once per batch of responses
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	if s.handToLoop(c) {

@@ -90,6 +90,11 @@ func (s *Server) connLoop(c *serverConn) string {
 		if len(out) == 0 {
 			return true
 		}
+		// Under SyncAlways: once per batch, until the commits the
+		// responses reveal are synced; if the log failed, nothing.
+		if c.sess.waitDurable() != nil {
+			return false
+		}
 		nc.SetWriteDeadline(s.ioDeadline())
 		if s.closing.Load() {
 			// Shutdown may have set the drain deadline just before
@@ -208,6 +213,9 @@ func (s *Server) connLoop(c *serverConn) string {
 // goroutine so that the loop never blocks.
 func (s *Server) closeGracefully(c *serverConn, out []byte, reason string) {
 	ok := true
+	if len(out) > 0 && c.sess.waitDurable() != nil {
+		ok, out = false, nil // the log failed: acknowledge nothing
+	}
 	if len(out) > 0 {
 		c.nc.SetWriteDeadline(s.ioDeadline())
 		_, err := c.nc.Write(out)

@@ -11,7 +11,7 @@ import (
 const DefaultMaxTxnDepth = 100
 
 // helpText is the result of HELP.
-const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | EXIT (or QUIT)"
+const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | COMPACT | EXIT (or QUIT)"
 
 // Messages of the errors a Session answers with. Protocol errors use the
 // text of the error returned by ParseRequest.
@@ -20,6 +20,7 @@ const (
 	mesgNoTxn       = "no transaction"
 	mesgConflict    = "conflict: another client changed a key this transaction read; transaction aborted"
 	mesgTooDeep     = "transaction nesting limit reached: "
+	mesgNotDurable  = "not durable: "
 	mesgOutOfMemory = "out of memory: the store is at its memory limit; write refused (a refused COMMIT aborts the transaction)"
 )
 
@@ -35,6 +36,13 @@ type Session struct {
 	txn      *Txn // nil outside a transaction
 	maxDepth int
 	tooDeep  string // preformatted nesting limit message detail
+
+	// need is the commit timestamp that must be durable before the
+	// responses appended so far may be sent (SyncAlways; see
+	// waitDurable). With deferDurable (the Server), Execute leaves the
+	// waiting to the caller, once per batch of requests.
+	need         uint64
+	deferDurable bool
 }
 
 // NewSession returns a Session on store that allows at most maxTxnDepth
@@ -93,7 +101,52 @@ func (s *Session) ExecuteLine(dst, line []byte) (out []byte, quit bool) {
 // Request.Validate first. Execute copies what the store keeps (keys and
 // values of writes, in one allocation per PUT) and nothing else: a GET
 // outside a transaction does not allocate.
+//
+// On a durable store under SyncAlways (see Open), a response that
+// acknowledges a write, or shows data, is appended only once the commits
+// it depends on are synced: no response reveals a commit that a crash
+// could lose. If the log failed, the response is an error instead.
 func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
+	n := len(dst)
+	out, quit = s.execute(dst, req)
+	if s.store.syncAlways() {
+		// Every commit this response could reveal or acknowledge is
+		// published by now: waiting for the newest one covers them all.
+		s.need = max(s.need, s.store.oracle.committed.Load())
+		if !s.deferDurable {
+			if err := s.waitDurable(); err != nil {
+				out = appendError(out[:n], mesgNotDurable, err.Error())
+			}
+		}
+	}
+	return out, quit
+}
+
+// waitDurable waits until the responses appended so far may be sent: the
+// commits they depend on are synced. An error (the log failed) means they
+// must not be sent.
+func (s *Session) waitDurable() error {
+	if s.need == 0 {
+		return nil
+	}
+	if err := s.store.waitDurable(s.need); err != nil {
+		return err
+	}
+	s.need = 0
+	return nil
+}
+
+// durableNeed returns the commit timestamp the responses appended so far
+// wait for, or 0 if they may be sent now.
+func (s *Session) durableNeed() uint64 {
+	if s.need != 0 && s.store.dur.log.Durable() >= s.need {
+		s.need = 0
+	}
+	return s.need
+}
+
+// execute is Execute without the wait for durability.
+func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 	if !req.parsed {
 		if err := req.Validate(); err != nil {
 			return appendError(dst, err.Error(), ""), false
@@ -120,7 +173,7 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		if s.txn == nil {
 			// The store copies key and value (one allocation), so views
 			// of the line buffer are enough.
-			if err := s.store.Put(bytesView(req.Key), bytesView(req.Value)); err != nil {
+			if _, err := s.store.put(bytesView(req.Key), bytesView(req.Value)); err != nil {
 				return s.txnError(dst, err), false
 			}
 			return appendOk(dst), false
@@ -137,7 +190,7 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		var existed bool
 		if s.txn == nil {
 			var err error
-			if existed, err = s.store.Delete(key); err != nil {
+			if existed, _, err = s.store.del(key); err != nil {
 				return s.txnError(dst, err), false
 			}
 		} else {
@@ -154,6 +207,7 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 	case CmdStart:
 		if s.txn == nil {
 			s.txn = s.store.Begin()
+			s.txn.noWait = true // Execute waits
 			return appendOk(dst), false
 		}
 		if s.txn.Depth() >= s.maxDepth {
@@ -186,6 +240,15 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 		return appendResult(dst, "PONG"), false
 	case CmdHelp:
 		return appendResult(dst, helpText), false
+	case CmdCompact:
+		started, err := s.store.startCompaction()
+		switch {
+		case err != nil:
+			return appendError(dst, "compact: ", err.Error()), false
+		case !started:
+			return appendResult(dst, "compaction already running"), false
+		}
+		return appendResult(dst, "compaction started"), false
 	case CmdExit:
 		return AppendResponse(dst, Response{Mesg: "Bye"}), true
 	}
@@ -204,6 +267,8 @@ func (s *Session) txnError(dst []byte, err error) []byte {
 		return appendError(dst, mesgNoTxn, "")
 	case errors.Is(err, ErrMemoryLimit):
 		return appendError(dst, mesgOutOfMemory, "")
+	case errors.Is(err, ErrLogFailed), errors.Is(err, ErrClosed):
+		return appendError(dst, mesgNotDurable, err.Error())
 	}
 	return appendError(dst, "transaction error: ", err.Error())
 }

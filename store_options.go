@@ -1,5 +1,11 @@
 package kvstore
 
+import (
+	"log/slog"
+
+	"github.com/kvd-dev/kvstore/internal/wal"
+)
+
 // StoreOption configures a Store; pass StoreOptions to New (or Open).
 //
 // Like the Server's Options, StoreOptions never fail: a value out of range
@@ -9,9 +15,18 @@ type StoreOption func(*storeConfig)
 // storeConfig is what the StoreOptions set.
 type storeConfig struct {
 	maxMemory int64 // 0: no limit
+
+	// Durability (Open).
+	sync            SyncMode
+	autoCompactMin  int64 // < 0: off
+	recoverTruncate bool
+	logger          *slog.Logger
+	fs              wal.FS
 }
 
-func defaultStoreConfig() storeConfig { return storeConfig{} }
+func defaultStoreConfig() storeConfig {
+	return storeConfig{autoCompactMin: DefaultAutoCompactMin, logger: slog.New(slog.DiscardHandler), fs: wal.OS{}}
+}
 
 // WithMaxMemory limits the memory the store holds (see Store.MemoryUsage) to
 // bytes. A write that would take it past the limit (Store.Put, Txn.Put, and

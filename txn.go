@@ -28,6 +28,12 @@ type Txn struct {
 	// bufs is recycled memory that levels[0], reads and arena start in,
 	// and the account of what the transaction's buffers hold.
 	bufs *txnBuffers
+
+	// commitTs is the timestamp of the outermost commit, once made.
+	// noWait makes that commit return without waiting for the log (the
+	// Session waits once per batch instead).
+	commitTs uint64
+	noWait   bool
 }
 
 // write is one buffered write: a value, or a deletion.
@@ -181,7 +187,7 @@ func (t *Txn) Commit() error {
 	case 0:
 		return ErrTxnClosed
 	case 1:
-		return t.s.commit(t)
+		return t.commitAndWait()
 	}
 	t.foldTop()
 	return nil
@@ -211,7 +217,19 @@ func (t *Txn) commitAll() error {
 	for len(t.levels) > 1 {
 		t.foldTop()
 	}
-	return t.s.commit(t)
+	return t.commitAndWait()
+}
+
+// commitAndWait commits the outermost level and, on a durable store under
+// SyncAlways, waits for the commit to be synced (unless noWait).
+func (t *Txn) commitAndWait() error {
+	if err := t.s.commit(t); err != nil {
+		return err
+	}
+	if t.noWait {
+		return nil
+	}
+	return t.s.waitDurable(t.commitTs)
 }
 
 // Rollback ends the innermost level and discards its writes. Rolling back

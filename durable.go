@@ -1,0 +1,183 @@
+package kvstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kvd-dev/kvstore/internal/wal"
+)
+
+// Errors of a durable store (see Open).
+var (
+	// ErrLogFailed is wrapped by the error of every write to a durable
+	// store after writing or syncing its log failed (a full disk, an I/O
+	// error): the store then takes no more writes and acknowledges
+	// nothing, since what the failed sync covered may not be on disk.
+	// Reads keep working on a store used directly; the server closes
+	// connections whose responses would reveal a commit that is not
+	// durable. Restart (Close, Open) once the disk is fixed: recovery
+	// keeps what the log holds.
+	ErrLogFailed = wal.ErrFailed
+
+	// ErrClosed is wrapped by the error of every write to a durable store
+	// after Close.
+	ErrClosed = wal.ErrClosed
+)
+
+// durability is the part of a Store made by Open: its directory, the
+// commit log and compaction.
+type durability struct {
+	fs   wal.FS
+	dir  string
+	lock io.Closer
+	log  *wal.Log
+
+	compactMu    sync.Mutex  // one compaction at a time
+	startMu      sync.Mutex  // orders starting background compactions with Close
+	compacting   atomic.Bool // an automatic compaction is running
+	compactions  sync.WaitGroup
+	lastSnapSize atomic.Int64  // size of the newest snapshot
+	lastSnapTs   atomic.Uint64 // its timestamp
+	closed       atomic.Bool
+
+	// ackEarly is a deliberate bug for tests: commits do not wait for
+	// the log under SyncAlways.
+	ackEarly bool
+}
+
+// syncAlways reports whether commits wait for the log (SyncAlways).
+func (s *Store) syncAlways() bool { return s.dur != nil && s.cfg.sync == SyncAlways }
+
+// waitDurable waits until the commit at ts is synced, under SyncAlways;
+// otherwise it returns at once.
+func (s *Store) waitDurable(ts uint64) error {
+	if !s.syncAlways() || ts == 0 || s.dur.ackEarly {
+		return nil
+	}
+	return s.dur.log.WaitDurable(ts)
+}
+
+// logPut appends the commit record of a single put at ts. Requires
+// s.oracle.mu.
+func (s *Store) logPut(key, value string, ts uint64) error {
+	buf, off, err := s.dur.log.BeginRecord()
+	if err != nil {
+		return err
+	}
+	buf = wal.AppendCommitHeader(buf, ts, 1)
+	buf = wal.AppendPut(buf, key, value, 0)
+	s.dur.log.EndRecord(buf, off, ts)
+	return nil
+}
+
+// logDelete appends the commit record of a single delete at ts. Requires
+// s.oracle.mu.
+func (s *Store) logDelete(key string, ts uint64) error {
+	buf, off, err := s.dur.log.BeginRecord()
+	if err != nil {
+		return err
+	}
+	buf = wal.AppendCommitHeader(buf, ts, 1)
+	buf = wal.AppendDelete(buf, key)
+	s.dur.log.EndRecord(buf, off, ts)
+	return nil
+}
+
+// logCommit appends the commit record of a transaction's writes at ts.
+// Requires s.oracle.mu.
+func (s *Store) logCommit(writes []item[write], ts uint64) error {
+	buf, off, err := s.dur.log.BeginRecord()
+	if err != nil {
+		return err
+	}
+	buf = wal.AppendCommitHeader(buf, ts, len(writes))
+	for _, w := range writes {
+		if w.val.del {
+			buf = wal.AppendDelete(buf, w.key)
+		} else {
+			buf = wal.AppendPut(buf, w.key, w.val.val, 0)
+		}
+	}
+	s.dur.log.EndRecord(buf, off, ts)
+	return nil
+}
+
+// errOutOfOrder is wrapped by the error of apply for a record that does not
+// come next in commit order.
+var errOutOfOrder = errors.New("commit record out of order")
+
+// apply installs a commit record: the one path by which recovery (and,
+// later, a replication follower) changes the store. The record must be
+// the next commit: its timestamp one more than the last one published.
+// Like a commit, it installs every write with the shards it touches
+// locked, so that readers see all of it or nothing.
+func (s *Store) apply(c *wal.Commit) error {
+	o := &s.oracle
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if want := o.committed.Load() + 1; c.TS != want {
+		return fmt.Errorf("%w: timestamp %d, expected %d", errOutOfOrder, c.TS, want)
+	}
+	var locked [numShards / 64]uint64
+	defer func() {
+		for i := range s.shards {
+			if locked[i/64]&(1<<(i%64)) != 0 {
+				s.shards[i].unlock()
+			}
+		}
+	}()
+	for _, w := range c.Writes {
+		i := shardIndex(s.hash(w.Key))
+		if locked[i/64]&(1<<(i%64)) == 0 {
+			locked[i/64] |= 1 << (i % 64)
+			s.shards[i].lock()
+		}
+	}
+	active := s.activeForInstall()
+	var delta int64
+	for _, w := range c.Writes {
+		h := s.hash(w.Key)
+		sh := &s.shards[shardIndex(h)]
+		switch {
+		case !w.Delete:
+			if s.install(sh, w.Key, h, w.Value, c.TS, active) {
+				delta++
+			}
+		case sh.holdsValue(w.Key, h):
+			s.installDelete(sh, w.Key, h, c.TS, active)
+			delta--
+		}
+	}
+	s.live.Add(delta)
+	o.committed.Store(c.TS)
+	return nil
+}
+
+// Close ends a store made by Open: it waits for a running compaction,
+// writes and syncs every commit the log holds (whatever the SyncMode),
+// and releases the directory. Writes after Close fail with an error
+// wrapping ErrClosed. It returns the log's failure if writing it failed.
+// On a store made by New, Close does nothing.
+func (s *Store) Close() error {
+	d := s.dur
+	if d == nil {
+		return nil
+	}
+	d.startMu.Lock()
+	already := d.closed.Swap(true)
+	d.startMu.Unlock()
+	if already {
+		return nil
+	}
+	d.compactMu.Lock() // no compaction starts or runs from here
+	err := d.log.Close()
+	d.compactMu.Unlock()
+	d.compactions.Wait()
+	if lerr := d.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}

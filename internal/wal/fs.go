@@ -1,0 +1,132 @@
+package wal
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// FS is the file-system layer the log and snapshots use: just the
+// operations they need, so that tests can substitute StrictMem, which
+// loses what was not synced.
+type FS interface {
+	// Create creates (or truncates) a file for writing.
+	Create(name string) (File, error)
+	// OpenAppend opens an existing file for appending.
+	OpenAppend(name string) (File, error)
+	// Open opens a file for reading.
+	Open(name string) (io.ReadCloser, error)
+	// Truncate cuts a file to size bytes, durably (it syncs the file).
+	Truncate(name string, size int64) error
+	// Rename renames a file; durable once the directory is synced.
+	Rename(oldname, newname string) error
+	// Remove removes a file; durable once the directory is synced.
+	Remove(name string) error
+	// List returns the names of the files in dir, sorted.
+	List(dir string) ([]string, error)
+	// SyncDir makes the directory's entries (creations, renames,
+	// removals) durable.
+	SyncDir(dir string) error
+	// Lock takes an exclusive lock on the file name (created if missing),
+	// held until the returned Closer is closed; it fails at once if
+	// another process holds it.
+	Lock(name string) (io.Closer, error)
+}
+
+// File is a file open for writing.
+type File interface {
+	io.Writer
+	// Sync makes what was written durable.
+	Sync() error
+	Close() error
+}
+
+// OS is the FS of the operating system.
+type OS struct{}
+
+// Create implements FS.
+func (OS) Create(name string) (File, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+}
+
+// OpenAppend implements FS.
+func (OS) OpenAppend(name string) (File, error) {
+	return os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+}
+
+// Open implements FS.
+func (OS) Open(name string) (io.ReadCloser, error) { return os.Open(name) }
+
+// Truncate implements FS.
+func (OS) Truncate(name string, size int64) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Rename implements FS.
+func (OS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// Remove implements FS.
+func (OS) Remove(name string) error { return os.Remove(name) }
+
+// List implements FS.
+func (OS) List(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// SyncDir implements FS.
+func (OS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Lock implements FS.
+func (OS) Lock(name string) (io.Closer, error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ErrLocked is returned (wrapped) by Lock when another process holds the
+// lock.
+var ErrLocked = errors.New("locked by another process")
+
+// join is filepath.Join, for the names the FS is given.
+func join(dir, name string) string { return filepath.Join(dir, name) }

@@ -1,0 +1,357 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Mode says when the Log forces written records to disk.
+type Mode int
+
+const (
+	// SyncEach syncs every batch of records before it counts as durable:
+	// one write and one fsync per batch (group commit).
+	SyncEach Mode = iota
+	// SyncInterval syncs at most once per Options.Interval.
+	SyncInterval
+	// SyncNone leaves syncing to the operating system (and Close).
+	SyncNone
+)
+
+// Errors of the Log.
+var (
+	// ErrFailed is wrapped by every error after a write or sync of the
+	// log failed: from then on the Log takes no record (what the failed
+	// sync covered may or may not be on disk, so nothing after it is
+	// acknowledged; see PostgreSQL's "fsyncgate").
+	ErrFailed = errors.New("commit log failed")
+	// ErrClosed is returned for records offered after Close.
+	ErrClosed = errors.New("commit log closed")
+)
+
+// Options configure a Log.
+type Options struct {
+	FS   FS
+	Dir  string
+	Mode Mode
+	// Interval is SyncInterval's period.
+	Interval time.Duration
+	// OnWrite, if set, is called by the writer after each batch with the
+	// number of log bytes written since the last rotation.
+	OnWrite func(sinceRotation int64)
+}
+
+// Log is the commit log writer: callers append framed records to an
+// in-memory buffer (BeginRecord, EndRecord), in commit order, and one
+// writer goroutine writes the whole buffer with one write and, by Mode,
+// one fsync (group commit). WaitDurable waits for a record to be synced.
+type Log struct {
+	opts Options
+
+	mu      sync.Mutex
+	durCond sync.Cond // broadcast when durable or failure changes
+	buf     []byte    // framed records not yet taken by the writer
+	spare   []byte
+	lastTs  uint64 // timestamp of the last record in buf
+	kicked  bool   // a wake-up for the writer is pending
+	rot     *rotation
+	// segFirst is the first timestamp of the segment records go to.
+	segFirst uint64
+	failure  error // sticky: wraps ErrFailed
+	closed   bool
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+
+	durable  atomic.Uint64 // records up to this timestamp are synced
+	written  atomic.Uint64 // records up to this timestamp are written
+	size     atomic.Int64  // bytes in the current segment
+	sinceRot atomic.Int64  // bytes written since the last rotation
+
+	// Owned by the writer.
+	f File
+}
+
+type rotation struct {
+	off     int
+	firstTs uint64
+	done    chan error
+}
+
+// NewLog starts a Log appending to f, the open last segment of
+// opts.Dir, whose first timestamp is segFirst, which holds size bytes
+// (header included) and records up to timestamp lastTs, all durable.
+func NewLog(opts Options, f File, size int64, segFirst, lastTs uint64) *Log {
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	l := &Log{opts: opts, f: f, segFirst: segFirst, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	l.durCond.L = &l.mu
+	l.durable.Store(lastTs)
+	l.written.Store(lastTs)
+	l.size.Store(size)
+	l.sinceRot.Store(size)
+	go l.run()
+	return l
+}
+
+// BeginRecord locks the log's buffer and returns it with a frame header
+// reserved at off; the caller appends one record's payload and must call
+// EndRecord. The caller calls them in commit-timestamp order (under the
+// store's commit mutex). After a failure or Close, it returns the error
+// and the buffer stays unlocked.
+func (l *Log) BeginRecord() (buf []byte, off int, err error) {
+	l.mu.Lock()
+	if err := l.errLocked(); err != nil {
+		l.mu.Unlock()
+		return nil, 0, err
+	}
+	buf, off = BeginFrame(l.buf)
+	return buf, off, nil
+}
+
+// EndRecord finishes the record begun at off for commit timestamp ts,
+// unlocks the buffer and wakes the writer.
+func (l *Log) EndRecord(buf []byte, off int, ts uint64) {
+	FinishFrame(buf, off)
+	l.buf, l.lastTs = buf, ts
+	if !l.kicked {
+		l.kicked = true
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	l.mu.Unlock()
+}
+
+// Err returns the error that makes the log refuse records, or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.errLocked()
+}
+
+func (l *Log) errLocked() error {
+	if l.failure != nil {
+		return l.failure
+	}
+	if l.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Durable returns the timestamp up to which records are synced.
+func (l *Log) Durable() uint64 { return l.durable.Load() }
+
+// Size returns the size of the current segment in bytes, and the bytes
+// written since the last rotation (the current segment).
+func (l *Log) Size() int64 { return l.size.Load() }
+
+// WaitDurable waits until the record of timestamp ts (and all before it)
+// is synced. It returns an error wrapping ErrFailed if the log failed
+// first.
+func (l *Log) WaitDurable(ts uint64) error {
+	if l.durable.Load() >= ts {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.durable.Load() < ts {
+		if l.failure != nil {
+			return l.failure
+		}
+		if l.closed && l.isDone() {
+			return ErrClosed
+		}
+		l.durCond.Wait()
+	}
+	return nil
+}
+
+func (l *Log) isDone() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Rotate makes the records appended from now on go to a new segment
+// whose first timestamp is firstTs; call it in commit order (under the
+// store's commit mutex), when the next commit will have firstTs. The
+// returned channel receives the result once the old segment is synced
+// and closed and the new one created.
+func (l *Log) Rotate(firstTs uint64) <-chan error {
+	done := make(chan error, 1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.errLocked(); err != nil {
+		done <- err
+		return done
+	}
+	if l.rot != nil {
+		done <- errors.New("wal: rotation already pending")
+		return done
+	}
+	if firstTs == l.segFirst {
+		done <- nil // the segment holds nothing before firstTs
+		return done
+	}
+	l.segFirst = firstTs
+	l.rot = &rotation{off: len(l.buf), firstTs: firstTs, done: done}
+	if !l.kicked {
+		l.kicked = true
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return done
+}
+
+// Close stops taking records, writes and syncs every record taken, and
+// closes the segment. It returns the log's failure, if it failed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	already := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if !already {
+		close(l.stop)
+	}
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failure
+}
+
+// run is the writer goroutine.
+func (l *Log) run() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.opts.Mode == SyncInterval {
+		t := time.NewTicker(l.opts.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	lastSync := time.Now()
+	unsynced := false
+	for {
+		closing := false
+		select {
+		case <-l.kick:
+		case <-tick:
+		case <-l.stop:
+			closing = true
+		}
+		l.mu.Lock()
+		buf, ts, rot, failure := l.buf, l.lastTs, l.rot, l.failure
+		l.buf, l.spare, l.rot, l.kicked = l.spare[:0], nil, nil, false
+		l.mu.Unlock()
+
+		var err error
+		if failure == nil {
+			err = l.write(buf, rot)
+			if len(buf) > 0 {
+				unsynced = true
+			}
+			due := l.opts.Mode == SyncEach || closing ||
+				l.opts.Mode == SyncInterval && time.Since(lastSync) >= l.opts.Interval
+			if err == nil && unsynced && due {
+				if err = l.f.Sync(); err == nil {
+					unsynced = false
+					lastSync = time.Now()
+				}
+			}
+		} else if rot != nil {
+			err = failure
+		}
+
+		l.mu.Lock()
+		if cap(buf) <= 4<<20 {
+			l.spare = buf[:0]
+		}
+		if err != nil && l.failure == nil {
+			l.failure = fmt.Errorf("%w: %v", ErrFailed, err)
+		}
+		if l.failure == nil {
+			l.written.Store(ts)
+			if !unsynced {
+				l.durable.Store(ts)
+			}
+		}
+		l.durCond.Broadcast()
+		l.mu.Unlock()
+		if rot != nil {
+			rot.done <- err
+		}
+		if l.opts.OnWrite != nil && err == nil && len(buf) > 0 {
+			l.opts.OnWrite(l.sinceRot.Load())
+		}
+		if closing {
+			if cerr := l.f.Close(); cerr != nil && err == nil {
+				l.mu.Lock()
+				if l.failure == nil {
+					l.failure = fmt.Errorf("%w: %v", ErrFailed, cerr)
+				}
+				l.mu.Unlock()
+			}
+			l.mu.Lock()
+			l.durCond.Broadcast()
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// write writes buf to the segment, switching segments at rot.
+func (l *Log) write(buf []byte, rot *rotation) error {
+	if rot == nil {
+		return l.writeBytes(buf)
+	}
+	if err := l.writeBytes(buf[:rot.off]); err != nil {
+		return err
+	}
+	// The old segment ends whole and synced, whatever the mode.
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	name := Join(l.opts.Dir, SegmentName(rot.firstTs))
+	f, err := l.opts.FS.Create(name)
+	if err != nil {
+		return err
+	}
+	l.f = f
+	l.size.Store(0)
+	l.sinceRot.Store(0)
+	if err := l.writeBytes(AppendFileHeader(nil, KindLog)); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := l.opts.FS.SyncDir(l.opts.Dir); err != nil {
+		return err
+	}
+	return l.writeBytes(buf[rot.off:])
+}
+
+func (l *Log) writeBytes(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := l.f.Write(b)
+	l.size.Add(int64(n))
+	l.sinceRot.Add(int64(n))
+	return err
+}
