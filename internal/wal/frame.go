@@ -156,17 +156,15 @@ func (r *Reader) Next() ([]byte, error) {
 	if size == 0 || size > MaxPayload {
 		return nil, r.corrupt(h[:], fmt.Sprintf("bad record length %d", size))
 	}
-	if cap(r.buf) < int(size) {
-		r.buf = make([]byte, size)
-	}
-	p := r.buf[:size]
-	n, err = io.ReadFull(r.r, p)
+	p, err := r.readPayload(int(size))
+	n = len(p)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		return nil, r.corrupt(append(h[:], p[:n]...), fmt.Sprintf("record of %d bytes cut off after %d", size, n))
 	case err != nil:
 		return nil, err
 	}
+	p = p[:size]
 	if Checksum(p) != sum {
 		return nil, r.corrupt(append(h[:], p...), "checksum mismatch")
 	}
@@ -199,4 +197,28 @@ func containsFrame(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// readPayload reads size bytes into r.buf and returns them, or fewer
+// with the error that stopped it. The buffer grows with the data that
+// actually arrives, so a damaged length does not allocate a gigabyte.
+func (r *Reader) readPayload(size int) ([]byte, error) {
+	const step = 1 << 20
+	p := r.buf[:0]
+	for len(p) < size {
+		n := min(size-len(p), step)
+		if cap(p)-len(p) < n {
+			np := make([]byte, len(p), max(2*cap(p), len(p)+n))
+			copy(np, p)
+			p = np
+		}
+		got, err := io.ReadFull(r.r, p[len(p):len(p)+n])
+		p = p[:len(p)+got]
+		if err != nil {
+			r.buf = p[:0]
+			return p, err
+		}
+	}
+	r.buf = p[:0]
+	return p, nil
 }
