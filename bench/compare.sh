@@ -10,7 +10,7 @@
 # and RSS with 10,000 idle connections. Both servers are stopped by PID on
 # every exit path.
 #
-# Usage: bench/compare.sh [-d 5s] [-r 3] [-s c50-P1,c50-P16] [-o DIR] [-k ARGS] [-M] [-T] [-p] [-h]
+# Usage: bench/compare.sh [-d 5s] [-r 3] [-s c50-P1,c50-P16] [-o DIR] [-k ARGS] [-D MODE] [-M] [-T] [-p] [-h]
 #   -d DUR    duration of each kvbench run (default 5s)
 #   -r N      rounds per scenario; each round runs kvd then redis (default 3)
 #   -s LIST   only these scenarios (comma-separated names, see below)
@@ -19,6 +19,10 @@
 #   -T        skip the throughput scenarios
 #   -p        pin: servers on CPU 0, kvbench on CPU 1 (default: unpinned)
 #   -k ARGS   extra kvd flags, e.g. -k '-event-loops 1' (default: none)
+#   -D MODE   durable mode: kvd -dir DIR -fsync MODE against redis-server
+#             --appendonly yes --appendfsync MODE, each with its own data
+#             directory under the work dir (MODE: always, everysec or no);
+#             default: both in memory only (redis: --save '' --appendonly no)
 #   -R DIR    only print the throughput table again from DIR/results.jsonl
 #             of an earlier run (no servers, no builds)
 #
@@ -26,6 +30,7 @@
 #   c50-P1    50 connections, pipeline 1
 #   c50-P16   50 connections, pipeline 16
 #   c4-1:1    4 connections, GET:PUT 1:1
+#   c50-1:9   50 connections, pipeline 1, GET:PUT 1:9 (write-heavy)
 #   c200      200 connections, pipeline 1
 #   c50-txn   50 connections, every operation a 2-key read-modify-write
 #             transaction (kvd: START/GET/PUT/COMMIT; redis: WATCH/GET/MULTI/SET/EXEC)
@@ -45,7 +50,8 @@ IDLE_CONNS=10000
 MEM_KEYS=1000000
 
 KVD_ARGS=""
-while getopts "d:r:s:o:R:k:MTph" opt; do
+DURABLE=""
+while getopts "d:r:s:o:R:k:D:MTph" opt; do
   case $opt in
     d) DUR=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
@@ -55,6 +61,7 @@ while getopts "d:r:s:o:R:k:MTph" opt; do
     T) DO_TPUT=0 ;;
     p) PIN=1 ;;
     k) KVD_ARGS=$OPTARG ;;
+    D) DURABLE=$OPTARG ;;
     R) REPORT_ONLY=$OPTARG ;;
     h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [-d 5s] [-r 3] [-s names] [-o dir] [-M] [-T] [-p]" >&2; exit 2 ;;
@@ -88,6 +95,7 @@ cleanup() {
   stop_pid "$KVD_PID"; KVD_PID=""
   stop_pid "$REDIS_PID"; REDIS_PID=""
   rm -f "$WORK/kvd" "$WORK/kvbench"
+  rm -rf "$WORK/kvd-data" "$WORK/redis-data"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -101,6 +109,7 @@ SCENARIOS=(
   "c50-P1|-c 50 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
   "c50-P16|-c 50 -P 16 -ratio 9:1 -vsize 64 -keys 100000"
   "c4-1:1|-c 4 -P 1 -ratio 1:1 -vsize 64 -keys 100000"
+  "c50-1:9|-c 50 -P 1 -ratio 1:9 -vsize 64 -keys 100000"
   "c200|-c 200 -P 1 -ratio 9:1 -vsize 64 -keys 100000"
   "c50-txn|-c 50 -P 1 -txn 1 -txn-keys 2 -vsize 64 -keys 100000"
 )
@@ -195,16 +204,33 @@ wait_port() { # wait_port PORT PID
   log "port $1 did not open"; return 1
 }
 
+# Durable mode: each server start gets a fresh, empty data directory.
+kvd_durable_args() {
+  [ -n "$DURABLE" ] || return 0
+  rm -rf "$WORK/kvd-data"; mkdir -p "$WORK/kvd-data"
+  echo "-dir $WORK/kvd-data -fsync $DURABLE"
+}
+redis_persist_args() {
+  if [ -z "$DURABLE" ]; then
+    echo "--save '' --appendonly no"
+    return
+  fi
+  rm -rf "$WORK/redis-data"; mkdir -p "$WORK/redis-data"
+  echo "--save '' --appendonly yes --appendfsync $DURABLE --dir $WORK/redis-data"
+}
+
 start_kvd() {
-  # shellcheck disable=SC2086 # KVD_ARGS is a list of flags
-  "${SRV_PIN[@]}" "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -max-clients $((IDLE_CONNS + 100)) -log-level warn $KVD_ARGS \
+  # shellcheck disable=SC2086,SC2046 # flag lists
+  "${SRV_PIN[@]}" "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -max-clients $((IDLE_CONNS + 100)) -log-level warn $KVD_ARGS $(kvd_durable_args) \
     >>"$OUT/kvd.log" 2>&1 &
   KVD_PID=$!
   wait_port "$KVD_PORT" "$KVD_PID"
 }
 
 start_redis() {
-  "${SRV_PIN[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+  # shellcheck disable=SC2046 # a flag list
+  eval "set -- $(redis_persist_args)"
+  "${SRV_PIN[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" "$@" \
     --maxclients $((IDLE_CONNS + 100)) --daemonize no --loglevel warning \
     >>"$OUT/redis.log" 2>&1 &
   REDIS_PID=$!
@@ -236,7 +262,7 @@ redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
   echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "go: $(go version | awk '{print $3}'), redis-server: $redis_version, kvd: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
-  echo "settings: -d $DUR, $ROUNDS rounds, pin=$PIN"
+  echo "settings: -d $DUR, $ROUNDS rounds, pin=$PIN, durable=${DURABLE:-off (in memory)}"
 } | tee "$OUT/machine.txt"
 
 # ---- throughput and latency ------------------------------------------------

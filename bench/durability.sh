@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# durability.sh: recovery time and compaction cost of kvd's durable mode,
+# next to Redis's AOF (issue 9).
+#
+#  1. Recovery, log only: load N keys of 64 bytes (kvd -dir -fsync no;
+#     redis --appendonly yes --appendfsync no with automatic AOF rewrite
+#     off), stop the servers (SIGTERM), restart them on their data and
+#     time until each answers (kvd: until it listens; redis: until PING
+#     answers PONG rather than LOADING). Also the log sizes.
+#  2. Recovery, snapshot + log: compact (kvd: COMPACT; redis:
+#     BGREWRITEAOF, an RDB-preamble base file), then write N/10 more keys,
+#     restart and time again.
+#  3. Compaction while serving: on the loaded kvd, a kvbench run of -d
+#     (50 connections, GET:PUT 9:1) without compaction, then the same run
+#     with COMPACT sent one second in; RSS sampled every 50 ms; reports
+#     RSS before, peak RSS during the run, and both throughputs.
+#
+# Usage: bench/durability.sh [-n 1000000] [-d 10s]
+# Run it under the bench lock: flock /tmp/kvd-bench.lock bash bench/durability.sh
+set -euo pipefail
+
+N=1000000
+DUR=10s
+while getopts "n:d:h" opt; do
+  case $opt in
+    n) N=$OPTARG ;;
+    d) DUR=$OPTARG ;;
+    h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) exit 2 ;;
+  esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+WORK=$(mktemp -d /tmp/kvd-durability.XXXXXX)
+KVD_PORT=4001
+REDIS_PORT=6390
+KVD_PID=""
+REDIS_PID=""
+SAMPLER_PID=""
+
+stop_pid() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 600); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop_pid "$SAMPLER_PID"; stop_pid "$KVD_PID"; stop_pid "$REDIS_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+log() { echo "durability: $*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b-a}'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+go build -o "$WORK/kvd" ./cmd/kvd
+go build -o "$WORK/kvbench" ./cmd/kvbench
+mkdir -p "$WORK/kvd-data" "$WORK/redis-data"
+
+# ask PORT CMD: one request over /dev/tcp, prints the first response line.
+ask() {
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf '%s\r\n' "$2" >&3
+  local line
+  read -r -t 600 line <&3 || true
+  exec 3>&-
+  echo "$line"
+}
+wait_answer() { # wait_answer PORT CMD WANT PID
+  for _ in $(seq 60000); do
+    kill -0 "$4" 2>/dev/null || { log "server exited"; return 1; }
+    if r=$( (ask "$1" "$2") 2>/dev/null) && [[ $r == *"$3"* ]]; then return 0; fi
+    sleep 0.01
+  done
+  return 1
+}
+start_kvd() {
+  "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -dir "$WORK/kvd-data" -fsync "$1" -log-level info >>"$WORK/kvd.log" 2>&1 &
+  KVD_PID=$!
+  wait_answer "$KVD_PORT" PING PONG "$KVD_PID"
+}
+start_redis() {
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly yes --appendfsync "$1" \
+    --auto-aof-rewrite-percentage 0 --dir "$WORK/redis-data" --daemonize no --loglevel notice >>"$WORK/redis.log" 2>&1 &
+  REDIS_PID=$!
+  wait_answer "$REDIS_PORT" PING PONG "$REDIS_PID"
+}
+kb() { local server=$1; shift
+  if [ "$server" = kvd ]; then "$WORK/kvbench" -proto kvd -addr "127.0.0.1:$KVD_PORT" "$@"
+  else "$WORK/kvbench" -proto resp -addr "127.0.0.1:$REDIS_PORT" "$@"; fi
+}
+du_mib() { du -sk "$1" | awk '{printf "%.1f MiB", $1/1024}'; }
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg); shared with other work"
+echo "go: $(go version | awk '{print $3}'), redis: $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), kvd: $(git rev-parse --short HEAD)"
+
+log "loading $N keys of 64 bytes into each"
+start_kvd no; start_redis no
+kb kvd -prefill -load-only -keys "$N" -vsize 64 -c 50 -q >/dev/null
+kb redis -prefill -load-only -keys "$N" -vsize 64 -c 50 -q >/dev/null
+stop_pid "$KVD_PID"; KVD_PID=""; stop_pid "$REDIS_PID"; REDIS_PID=""
+echo
+echo "1. recovery of $N keys, log only: data kvd $(du_mib "$WORK/kvd-data"), redis $(du_mib "$WORK/redis-data")"
+t=$(now); start_kvd no; echo "   kvd restart until it answers: $(since "$t") s ($(grep -o 'took=[^ ]*' "$WORK/kvd.log" | tail -1)), RSS $(rss_kib "$KVD_PID") KiB"
+t=$(now); start_redis no; echo "   redis restart until it answers: $(since "$t") s ($(grep -o 'DB loaded from append only file: [0-9.]* seconds' "$WORK/redis.log" | tail -1)), RSS $(rss_kib "$REDIS_PID") KiB"
+
+log "compacting, then $((N / 10)) more writes"
+ask "$KVD_PORT" COMPACT >/dev/null
+ask "$REDIS_PORT" BGREWRITEAOF >/dev/null
+for _ in $(seq 6000); do
+  ls "$WORK/kvd-data"/snap-*.snap >/dev/null 2>&1 && [ "$(ls "$WORK/kvd-data"/log-*.wal | wc -l)" = 1 ] && break
+  sleep 0.1
+done
+for _ in $(seq 6000); do
+  redis-cli -p "$REDIS_PORT" info persistence | grep -q 'aof_rewrite_in_progress:0' && break
+  sleep 0.1
+done
+kb kvd -prefill -load-only -keys $((N / 10)) -vsize 64 -c 50 -q >/dev/null
+kb redis -prefill -load-only -keys $((N / 10)) -vsize 64 -c 50 -q >/dev/null
+stop_pid "$KVD_PID"; KVD_PID=""; stop_pid "$REDIS_PID"; REDIS_PID=""
+echo
+echo "2. recovery, snapshot + log of $((N / 10)) writes: data kvd $(du_mib "$WORK/kvd-data") ($(ls "$WORK/kvd-data" | tr '\n' ' ')), redis $(du_mib "$WORK/redis-data")"
+t=$(now); start_kvd everysec; echo "   kvd restart until it answers: $(since "$t") s ($(grep -o 'took=[^ ]*' "$WORK/kvd.log" | tail -1))"
+t=$(now); start_redis everysec; echo "   redis restart until it answers: $(since "$t") s ($(grep -o 'DB loaded from append only file: [0-9.]* seconds' "$WORK/redis.log" | tail -1))"
+stop_pid "$REDIS_PID"; REDIS_PID=""
+
+echo
+echo "3. compaction of $N keys while serving (kvd -fsync everysec; kvbench -c 50 -ratio 9:1 -d $DUR)"
+before=$(rss_kib "$KVD_PID")
+base=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
+after_base=$(rss_kib "$KVD_PID")
+( peak=0; while kill -0 "$KVD_PID" 2>/dev/null; do r=$(rss_kib "$KVD_PID"); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/peak"; sleep 0.05; done ) &
+SAMPLER_PID=$!
+( sleep 1; t=$(now); ask "$KVD_PORT" COMPACT >/dev/null; n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | head -1)
+  for _ in $(seq 6000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | head -1); [ "$n1" != "$n0" ] && break; sleep 0.05; done
+  echo "$(since "$t")" >"$WORK/compact_s" ) &
+comp=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
+wait %2 2>/dev/null || true
+stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+ops() { echo "$1" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2; }
+p99() { echo "$1" | sed 's/.*"latency_us"://' | grep -o '"p99":[0-9.]*' | head -1 | cut -d: -f2; }
+echo "   RSS before: $before KiB; after a run without compaction: $after_base KiB; peak during the run with compaction: $(cat "$WORK/peak") KiB ($(awk -v a="$(cat "$WORK/peak")" -v b="$after_base" 'BEGIN {printf "%.2fx", a/b}'))"
+echo "   compaction took $(cat "$WORK/compact_s" 2>/dev/null || echo '?') s (COMPACT to the new snapshot's rename)"
+echo "   throughput without compaction: $(ops "$base") ops/s (p99 $(p99 "$base") us); with: $(ops "$comp") ops/s (p99 $(p99 "$comp") us)"
