@@ -1,12 +1,12 @@
 package kvstore
 
 // commit publishes the outermost level of t and ends t, then trims what
-// t's snapshot alone pinned (see sweep).
+// t's snapshot alone pinned (see trimPinned).
 func (s *Store) commit(t *Txn) error {
 	bufs := t.bufs
 	pinned, err := s.commitLocked(t)
 	bufs.recycle()
-	s.sweep(pinned)
+	s.trimPinned(pinned)
 	return err
 }
 
@@ -107,7 +107,7 @@ func (s *Store) end(t *Txn) {
 	bufs := t.bufs
 	pinned := s.endLocked(t)
 	bufs.recycle()
-	s.sweep(pinned)
+	s.trimPinned(pinned)
 }
 
 // endLocked releases t under the oracle's mutex.

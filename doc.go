@@ -46,7 +46,8 @@
 // history goes as soon as nobody can read it. That trimming runs in batches
 // of a few hundred keys, letting go of the commit lock in between, so ending
 // a transaction that pinned millions of versions never holds up other
-// clients for more than a moment.
+// clients for more than a moment; more than one batch is trimmed by a
+// goroutine of the store, so Commit and Rollback return at once.
 //
 // A deleted key leaves a tombstone only while a snapshot older than the
 // deletion is open (a transaction on it that read the key as missing must

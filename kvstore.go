@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 )
 
@@ -38,6 +39,8 @@ type Store struct {
 	// dur is the directory, log and compaction of a store made by Open;
 	// nil for an in-memory store.
 	dur *durability
+	// sweepers counts the goroutines trimming what ended snapshots pinned.
+	sweepers sync.WaitGroup
 }
 
 // New returns an empty in-memory Store, configured by opts.
@@ -310,6 +313,23 @@ func ownsVersion(older *version, readTs uint64) bool {
 
 // sweepBatch is how many keys sweep trims per hold of the oracle's mutex.
 const sweepBatch = 256
+
+// trimPinned trims the keys pinned by a snapshot that ended (see sweep):
+// at once when they fit one batch, else on a goroutine of its own that ends
+// with the sweep. The caller, who may be an event loop serving many
+// clients, thus never waits for a long sweep, while a steady stream of
+// small transactions sweeps inline and starts no goroutines.
+func (s *Store) trimPinned(pinned map[string]struct{}) {
+	if len(pinned) <= sweepBatch {
+		s.sweep(pinned)
+		return
+	}
+	s.sweepers.Add(1)
+	go func() {
+		defer s.sweepers.Done()
+		s.sweep(pinned)
+	}()
+}
 
 // sweep trims the history of the keys pinned by a snapshot that ended: they
 // may keep versions that no open snapshot can see any more. It takes the

@@ -12,6 +12,7 @@ import (
 
 // recountMemory computes from scratch what MemoryUsage should report.
 func recountMemory(s *Store) int64 {
+	s.sweepers.Wait()
 	n := int64(unsafe.Sizeof(*s)) + s.txnMem.Load()
 	for i := range s.shards {
 		sh := &s.shards[i]

@@ -18,6 +18,7 @@ type historyStats struct {
 }
 
 func stats(s *Store) historyStats {
+	s.sweepers.Wait() // what ended snapshots pinned is trimmed
 	var st historyStats
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -196,6 +197,7 @@ func TestHeapStaysBoundedUnderOverwrites(t *testing.T) {
 		t.Errorf("with an open transaction heap grew %d bytes; one pinned copy is %d", grew, oneCopy)
 	}
 	tx.Rollback()
+	s.sweepers.Wait()
 	if grew := live() - base; grew > 2*oneCopy {
 		t.Errorf("after the transaction ended heap grew %d bytes for %d bytes of live values", grew, oneCopy)
 	}

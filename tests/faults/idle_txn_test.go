@@ -143,3 +143,98 @@ func idleTransaction(t *testing.T, loops int) {
 	srv.Shutdown(5 * time.Second)
 	harness.CheckGoroutines(t, base)
 }
+
+// TestEndingAnIdleTransactionDoesNotStall: a client STARTs, reads, and
+// idles while every key of a 150,000-key store is overwritten, so that its
+// snapshot pins 150,000 old versions. Its ROLLBACK must answer at once and
+// a canary client PUTting on the same event loop (one loop serves
+// everybody) must keep getting answers while the store trims those
+// versions: before the fix the ROLLBACK swept them all on the loop, under
+// the store's commit lock, and the canary waited as long. The bounds are
+// relative to how long the trimming took (seen as MemoryUsage coming back
+// down), so that a loaded machine does not make the test flaky. Both
+// backends.
+func TestEndingAnIdleTransactionDoesNotStall(t *testing.T) {
+	for _, b := range []struct {
+		name  string
+		loops int
+	}{{"one-event-loop", 1}, {"goroutines", 0}} {
+		t.Run(b.name, func(t *testing.T) { endIdleTransaction(t, b.loops) })
+	}
+}
+
+func endIdleTransaction(t *testing.T, loops int) {
+	base := harness.Goroutines()
+	srv := harness.Start(t, kvstore.WithEventLoops(loops))
+	store := srv.Store
+	const keys = 150_000
+	for i := range keys {
+		store.Put(fmt.Sprint("k", i), "old")
+	}
+	idle := dial(t, srv.Addr)
+	for _, req := range []string{"START", "GET k0"} {
+		if r := mustDo(t, idle, req); !r.OK() {
+			t.Fatalf("%s: %s", req, r)
+		}
+	}
+	before := store.MemoryUsage()
+	for i := range keys {
+		store.Put(fmt.Sprint("k", i), "new") // the idle snapshot pins each "old"
+	}
+	pinned := store.MemoryUsage()
+
+	canary := dial(t, srv.Addr)
+	var (
+		stop  atomic.Bool
+		worst time.Duration
+		n     int
+		cerr  error
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for ; !stop.Load(); n++ {
+			start := time.Now()
+			r, err := canary.Do("PUT canary x")
+			if err == nil && !r.OK() {
+				err = fmt.Errorf("PUT: %s", r)
+			}
+			if err != nil {
+				cerr = err
+				return
+			}
+			worst = max(worst, time.Since(start))
+		}
+	})
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if r := mustDo(t, idle, "ROLLBACK"); !r.OK() {
+		t.Fatalf("ROLLBACK: %s", r)
+	}
+	rollback := time.Since(start)
+	// The old versions are gone when the account is back near where it was
+	// before they were pinned.
+	for store.MemoryUsage() > before+(pinned-before)/10 {
+		if time.Since(start) > time.Minute {
+			t.Fatalf("MemoryUsage still %d a minute after the ROLLBACK (%d before pinning, %d pinned)", store.MemoryUsage(), before, pinned)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	trimmed := time.Since(start)
+	time.Sleep(50 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	t.Logf("%d versions pinned (%d bytes): ROLLBACK answered in %v, trimmed in %v; the canary's slowest of %d PUTs took %v",
+		keys, pinned-before, rollback, trimmed, n, worst)
+	// Before the fix both were the whole trimming.
+	if rollback > trimmed*3/4 {
+		t.Errorf("ROLLBACK took %v of the %v trimming", rollback, trimmed)
+	}
+	if worst > trimmed*3/4 {
+		t.Errorf("the canary waited %v during %v of trimming", worst, trimmed)
+	}
+	srv.Shutdown(5 * time.Second)
+	harness.CheckGoroutines(t, base)
+}
