@@ -162,6 +162,7 @@ func (s *Store) apply(c *wal.Commit) error {
 // wrapping ErrClosed. It returns the log's failure if writing it failed.
 // On a store made by New, Close does nothing.
 func (s *Store) Close() error {
+	s.sweepers.Wait() // no goroutine of the store outlives Close
 	d := s.dur
 	if d == nil {
 		return nil
