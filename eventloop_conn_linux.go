@@ -144,7 +144,7 @@ func (l *eventLoop) pump(c *loopConn, out []byte) ([]byte, error) {
 // came in.
 func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 	for {
-		n, err := syscall.Read(c.fd, l.buf)
+		n, err := rawRead(c.fd, l.buf)
 		switch {
 		case n > 0:
 			return l.consume(c, out, l.buf[:n])
@@ -297,7 +297,7 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 	}
 	sent := 0
 	for sent < len(out) {
-		n, err := syscall.Write(c.fd, out[sent:])
+		n, err := rawWrite(c.fd, out[sent:])
 		l.writes.Add(1)
 		if n > 0 {
 			sent += n

@@ -71,6 +71,7 @@ type eventLoop struct {
 	draining  bool          // shutdown has been seen
 	drainAt   time.Duration // loop clock: when the shutdown drain ends
 	durWait   []*loopConn   // connections whose output waits for the log
+	waitState loopWait      // see wait
 
 	writes atomic.Int64 // write system calls made, for tests
 }
@@ -87,7 +88,7 @@ type loopHandoff struct {
 func (s *Server) handToLoop(c *serverConn) bool {
 	n := s.cfg.eventLoops
 	if n == eventLoopsAuto {
-		n = runtime.GOMAXPROCS(0)
+		n = defaultEventLoops(runtime.GOMAXPROCS(0))
 	}
 	if n <= 0 || s.loopsNoGo {
 		return false
@@ -111,7 +112,7 @@ func (s *Server) handToLoop(c *serverConn) bool {
 	if s.loops == nil {
 		loops := make([]*eventLoop, 0, n)
 		for range n {
-			l, err := newEventLoop(s)
+			l, err := newEventLoop(s, loopSpin)
 			if err != nil {
 				for _, l := range loops {
 					l.closeFDs()
@@ -142,8 +143,23 @@ func (s *Server) handToLoop(c *serverConn) bool {
 	return false // every loop has failed and exited
 }
 
+// defaultEventLoops is the number of event loops a server starts by
+// default: one per GOMAXPROCS but one, and at least one. The P left over
+// runs everything else (the acceptor, timers, the garbage collector's
+// workers), and its being idle is what keeps the runtime from taking a
+// loop's P away while the loop blocks in epoll_wait: sysmon leaves a P in
+// a system call alone while another P is idle (runtime.retake), and takes
+// it, waking a thread to run it, when none is. Counted at 4 connections,
+// pipeline 1, on one core: 0.21 context switches per request with one P
+// for one loop, 0.13 with two Ps for one loop; Redis 0.12 (BENCHMARKS.md).
+// With GOMAXPROCS 1 there is no P to spare: one loop, which the spin (see
+// wait) keeps out of epoll_wait while it is busy.
+func defaultEventLoops(procs int) int {
+	return max(1, procs-1)
+}
+
 // newEventLoop creates a loop's epoll instance and eventfd.
-func newEventLoop(s *Server) (*eventLoop, error) {
+func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -164,6 +180,7 @@ func newEventLoop(s *Server) (*eventLoop, error) {
 		buf:     make([]byte, maxReadBuffer),
 		start:   time.Now(),
 	}
+	l.waitState.spin = spin
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.evfd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
 		l.closeFDs()
@@ -214,7 +231,7 @@ func (l *eventLoop) wakeLocked() {
 	// Any non-zero value will do; if the counter is full (EAGAIN) a
 	// wake-up is pending anyway.
 	one := [8]byte{1}
-	syscall.Write(l.evfd, one[:])
+	rawWrite(l.evfd, one[:])
 }
 
 // writeCalls is the number of write system calls the loop made.
@@ -230,7 +247,7 @@ func (l *eventLoop) run() {
 	defer s.loopsGroup.Done()
 	defer l.exit()
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, l.pollTimeout())
+		n, err := l.wait(l.pollTimeout())
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			s.log.Error("kvd event loop failed; closing its connections", "err", err)
 			l.closeAll("event loop failed")
@@ -241,7 +258,7 @@ func (l *eventLoop) run() {
 			ev := &l.events[i]
 			if ev.Fd == int32(l.evfd) {
 				var b [8]byte
-				syscall.Read(l.evfd, b[:])
+				rawRead(l.evfd, b[:])
 				continue
 			}
 			if c := l.conns[ev.Fd]; c != nil {

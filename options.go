@@ -35,12 +35,12 @@ type serverConfig struct {
 	writeTimeout    time.Duration
 	shutdownTimeout time.Duration
 	maxTxnDepth     int
-	eventLoops      int // eventLoopsAuto: one per GOMAXPROCS
+	eventLoops      int // eventLoopsAuto: GOMAXPROCS-1, at least 1
 	logger          *slog.Logger
 }
 
-// eventLoopsAuto is the default of WithEventLoops: one loop per
-// GOMAXPROCS, resolved when the loops start.
+// eventLoopsAuto is the default of WithEventLoops: GOMAXPROCS-1 loops,
+// at least one, resolved when the loops start.
 const eventLoopsAuto = -1
 
 func defaultConfig() serverConfig {
@@ -150,9 +150,15 @@ func WithMaxTxnDepth(n int) Option {
 // private memory only for a partial request line or unsent output. With
 // n == 0, each connection is served by its own goroutine with blocking
 // I/O, the portable backend. A negative n keeps the default: on Linux,
-// runtime.GOMAXPROCS(0) loops (as it is when the server starts its
-// loops); elsewhere the option is ignored and connections always get a
-// goroutine each.
+// runtime.GOMAXPROCS(0)-1 loops, and at least one (GOMAXPROCS as it is
+// when the server starts its loops): the P left over runs the rest of
+// the program and the Go runtime, which then never has to take a loop's
+// P away while the loop waits for events; elsewhere the option is
+// ignored and connections always get a goroutine each.
+//
+// A loop that has just served requests polls for more for up to 50 µs
+// before it sleeps in epoll_wait, and stops doing so when that finds
+// nothing, so an idle server uses no CPU.
 //
 // The two backends behave the same on the wire. Connections from a
 // listener that does not return *net.TCPConn are always served by

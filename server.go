@@ -67,7 +67,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // in and responses out, and leaves the rest to Session.
 //
 // Connections are served by one of two backends (see WithEventLoops). On
-// Linux, by default, a few epoll event loops (one per GOMAXPROCS) each
+// Linux, by default, a few epoll event loops (GOMAXPROCS-1, at least one) each
 // serve many connections, Redis-style: a connection costs no goroutine and
 // keeps private memory only for a partial request line or unsent output.
 // Elsewhere, with WithEventLoops(0), or for connections that are not

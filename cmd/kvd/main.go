@@ -27,7 +27,7 @@ func main() {
 	maxClients := flag.Int("max-clients", kvstore.DefaultMaxClients, "maximum number of connected clients")
 	maxLine := flag.Int("max-line", kvstore.DefaultMaxLineBytes, "maximum request line length in bytes")
 	idle := flag.Duration("idle-timeout", 0, "close connections idle this long (0 = never)")
-	loops := flag.Int("event-loops", -1, "epoll event loops serving connections (Linux; -1 = GOMAXPROCS, 0 = a goroutine per connection)")
+	loops := flag.Int("event-loops", -1, "epoll event loops serving connections (Linux; -1 = GOMAXPROCS-1, at least 1; 0 = a goroutine per connection)")
 	var maxMemory byteSize
 	flag.Var(&maxMemory, "maxmemory", "refuse writes once the store holds this much memory: bytes, or with a KiB, MiB or GiB suffix (0 = no limit)")
 	dir := flag.String("dir", "", "keep the data in this existing directory (commit log and snapshots); empty = in memory only")
