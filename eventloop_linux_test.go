@@ -99,6 +99,9 @@ func TestEventLoopsSlowReaderPausedAndResumed(t *testing.T) {
 	ts.store.Put("big", big)
 
 	slow := ts.dial(t)
+	// 100 MiB of responses take seconds under -race on a loaded machine:
+	// more than the usual deadline for a whole connection.
+	slow.c.SetDeadline(time.Now().Add(time.Minute))
 	const pairs = 400 // 100 MiB of responses
 	var req strings.Builder
 	for i := range pairs {

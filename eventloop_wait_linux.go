@@ -33,8 +33,8 @@ import (
 //     nothing is ready makes the blocking epoll_wait the runtime knows
 //     about (gnet's poller does the same: epoll_wait with msec 0 while
 //     busy, then -1);
-//   - while it is busy, keeps polling for a short while (loopSpin) before
-//     it blocks, so that a request arriving a few microseconds after the
+//   - while it is busy (its last wait brought input from a client),
+//     keeps polling for a short while (loopSpin) before it blocks, so that a request arriving a few microseconds after the
 //     last one does not find the loop asleep in the kernel (the busy
 //     polling of Linux's SO_BUSY_POLL and of DPDK-style loops, bounded);
 //     spinning stops as soon as a spin finds nothing, and backs off when
@@ -49,7 +49,7 @@ import (
 // the garbage collector's stop-the-world and the other goroutines.
 
 const (
-	// loopSpin is how long a loop that has just served events keeps
+	// loopSpin is how long a loop that has just read requests keeps
 	// polling for more before it blocks in epoll_wait.
 	loopSpin = 50 * time.Microsecond
 	// loopSpinBackoffMax caps the spin back-off: after k spins in a row
@@ -63,7 +63,7 @@ const (
 // loopWait is the waiting state of one loop.
 type loopWait struct {
 	spin      time.Duration // how long to spin while busy; 0: never
-	busy      bool          // the last wait returned events
+	busy      bool          // the last wait returned input from a client
 	misses    int           // spins in a row that found nothing
 	skip      int           // waits left before spinning again
 	lastYield time.Duration // loop clock at the last runtime.Gosched
@@ -79,27 +79,27 @@ func (l *eventLoop) wait(timeoutMs int) (int, error) {
 	}
 	n, err := epollPoll(l.epfd, l.events)
 	if n > 0 || err != nil {
-		return w.done(n, err)
+		return l.done(n, err)
 	}
 	if w.spin > 0 && w.busy && timeoutMs != 0 {
 		if w.skip > 0 {
 			w.skip--
 		} else if n, err := l.spinPoll(w.spin); n > 0 || err != nil {
 			w.misses = 0
-			return w.done(n, err)
+			return l.done(n, err)
 		} else {
 			w.misses = min(w.misses+1, loopSpinBackoffMax)
 			w.skip = 1<<w.misses - 1
 		}
 	}
 	if timeoutMs == 0 {
-		return w.done(0, nil)
+		return l.done(0, nil)
 	}
 	n, err = syscall.EpollWait(l.epfd, l.events, timeoutMs)
 	if err == syscall.EINTR {
 		n, err = 0, nil
 	}
-	return w.done(n, err)
+	return l.done(n, err)
 }
 
 // spinPoll polls l's epoll set with zero timeouts for up to d, and
@@ -125,8 +125,18 @@ func (l *eventLoop) spinPoll(d time.Duration) (int, error) {
 	}
 }
 
-func (w *loopWait) done(n int, err error) (int, error) {
-	w.busy = n > 0
+// done records whether the events just returned include input from a
+// client: spinning is for catching the next request, not for waiting
+// until a slow reader makes room for more output.
+func (l *eventLoop) done(n int, err error) (int, error) {
+	busy := false
+	for i := range n {
+		if ev := &l.events[i]; ev.Events&syscall.EPOLLIN != 0 && ev.Fd != int32(l.evfd) {
+			busy = true
+			break
+		}
+	}
+	l.waitState.busy = busy
 	return n, err
 }
 
