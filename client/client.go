@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Client is a connection pool to one kvd server. It is safe for concurrent
@@ -95,7 +96,8 @@ func (c *Client) Close() error {
 
 // dial opens and registers a new connection, with TLS and AUTH as
 // configured.
-func (c *Client) dial(ctx context.Context) (*conn, error) {
+func (c *Client) dial(callCtx context.Context) (*conn, error) {
+	ctx := callCtx
 	if c.cfg.dialTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.dialTimeout)
@@ -108,12 +110,18 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	}
 	nc, err := dial(ctx, "tcp", c.addr)
 	if err != nil {
+		if cerr := ctxErr(callCtx); cerr != nil {
+			return nil, fmt.Errorf("client: %w (%v)", cerr, err)
+		}
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	if c.cfg.tls != nil {
 		tc := tls.Client(nc, c.tlsConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
+			if cerr := ctxErr(callCtx); cerr != nil {
+				return nil, fmt.Errorf("client: TLS handshake with %s: %w (%v)", c.addr, cerr, err)
+			}
 			return nil, fmt.Errorf("client: TLS handshake with %s: %w", c.addr, err)
 		}
 		nc = tc
@@ -256,4 +264,17 @@ func serverErr(cmd string, err error) error {
 		se.Cmd = cmd
 	}
 	return err
+}
+
+// ctxErr returns ctx's error, or context.DeadlineExceeded once its deadline
+// has passed even if its timer has not fired yet (network calls that use
+// the deadline directly may fail first).
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
