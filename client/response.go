@@ -117,7 +117,7 @@ const maxQuoted = 200
 
 func protocolError(line []byte, why string) error {
 	if len(line) > maxQuoted {
-		return fmt.Errorf("%w: %s: %q...", ErrProtocol, why, line[:maxQuoted])
+		return fmt.Errorf("%w: %s: %q (cut)", ErrProtocol, why, line[:maxQuoted])
 	}
 	return fmt.Errorf("%w: %s: %q", ErrProtocol, why, line)
 }
