@@ -106,3 +106,5 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func withMaxTxnDepth(n int) kvstore.Option { return kvstore.WithMaxTxnDepth(n) }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
