@@ -224,6 +224,13 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
+		if perr != nil {
+			// Fail the connection before its caller hears of the error,
+			// so that the caller's next request goes elsewhere.
+			c.mu.Unlock()
+			c.fail(perr)
+			return
+		}
 		cl := c.queue[c.head]
 		c.queue[c.head] = nil
 		c.head++
@@ -235,11 +242,7 @@ func (c *conn) readLoop() {
 			c.queue, c.head = c.queue[:n], 0
 		}
 		c.mu.Unlock()
-		cl.finish(resp, perr)
-		if perr != nil {
-			c.fail(perr)
-			return
-		}
+		cl.finish(resp, nil)
 	}
 }
 
