@@ -154,14 +154,12 @@ func doPersist(ctx context.Context, e executor, key string) error {
 }
 
 // checkPrefix returns an error unless prefix can be sent as the pattern
-// "<prefix>*": the characters of a key, without '*'. The empty prefix
-// lists every key.
+// "<prefix>*": the characters of a key. The server reads the pattern as a
+// literal prefix followed by one '*', so a '*' inside prefix is literal.
+// The empty prefix lists every key.
 func checkPrefix(prefix string) error {
 	if !validKeyChars(prefix) {
 		return fmt.Errorf("%w: prefix %q: keys must be UTF-8 without whitespace or control characters", ErrInvalidKey, prefix)
-	}
-	if strings.Contains(prefix, "*") {
-		return fmt.Errorf("%w: prefix %q contains '*'", ErrInvalidArgument, prefix)
 	}
 	return nil
 }
@@ -191,47 +189,50 @@ func doKeys(ctx context.Context, e executor, prefix string) ([]string, error) {
 	return decodeKeys("KEYS", resp)
 }
 
-func doKeysPage(ctx context.Context, e executor, prefix, after string, limit int) ([]string, error) {
+func doKeysPage(ctx context.Context, e executor, prefix, after string, limit int) (keys []string, more bool, err error) {
 	if err := checkPrefix(prefix); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if limit < 1 {
-		return nil, fmt.Errorf("%w: page size %d is not positive", ErrInvalidArgument, limit)
+		return nil, false, fmt.Errorf("%w: page size %d is not positive", ErrInvalidArgument, limit)
 	}
 	var cl *call
 	if after == "" {
 		cl = request("KEYS", prefix+"*", "LIMIT", strconv.Itoa(limit))
 	} else {
 		if err := checkKey(after); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		cl = request("KEYS", prefix+"*", "LIMIT", strconv.Itoa(limit), "AFTER", after)
 	}
 	resp, err := run(ctx, e, "KEYS", cl)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	keys, err := decodeKeys("KEYS", resp)
+	keys, err = decodeKeys("KEYS", resp)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(keys) > limit {
-		return nil, fmt.Errorf("%w: KEYS LIMIT %d answered %d keys", ErrProtocol, limit, len(keys))
+		return nil, false, fmt.Errorf("%w: KEYS LIMIT %d answered %d keys", ErrProtocol, limit, len(keys))
 	}
 	for i, k := range keys {
 		if !strings.HasPrefix(k, prefix) || (i == 0 && after != "" && k <= after) || (i > 0 && k <= keys[i-1]) {
-			return nil, fmt.Errorf("%w: KEYS page out of order or outside the prefix at %q", ErrProtocol, k)
+			return nil, false, fmt.Errorf("%w: KEYS page out of order or outside the prefix at %q", ErrProtocol, k)
 		}
 	}
-	return keys, nil
+	// A full page may have a successor; so may a page the server cut
+	// short at its size limit (it says so in mesg).
+	more = len(keys) > 0 && (len(keys) == limit || resp.mesg != "")
+	return keys, more, nil
 }
 
-// allKeys iterates over pages of keysPage until a short page.
+// allKeys iterates over pages of keysPage until the last.
 func allKeys(ctx context.Context, e executor, prefix string, pageSize int) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		after := ""
 		for {
-			keys, err := doKeysPage(ctx, e, prefix, after, pageSize)
+			keys, more, err := doKeysPage(ctx, e, prefix, after, pageSize)
 			if err != nil {
 				yield("", err)
 				return
@@ -241,7 +242,7 @@ func allKeys(ctx context.Context, e executor, prefix string, pageSize int) iter.
 					return
 				}
 			}
-			if len(keys) < pageSize {
+			if !more {
 				return
 			}
 			after = keys[len(keys)-1]
@@ -311,20 +312,22 @@ func (c *Client) Persist(ctx context.Context, key string) error {
 
 // Keys returns the keys that start with prefix ("" for all keys), in byte
 // order, with one request ("KEYS <prefix>*"). The server refuses a listing
-// larger than its bound with an error telling to page: use KeysPage or
-// AllKeys for prefixes that may hold many keys. prefix must not contain
-// '*'.
+// larger than its bound (1,000 keys or 1 MiB by default) with an error
+// matching ErrTooManyKeys: use KeysPage or AllKeys for prefixes that may
+// hold many keys.
 func (c *Client) Keys(ctx context.Context, prefix string) ([]string, error) {
 	return doKeys(ctx, c, prefix)
 }
 
 // KeysPage returns at most limit keys that start with prefix and sort
 // after the key after ("" for the first page), in byte order ("KEYS
-// <prefix>* LIMIT <limit> AFTER <after>"). Pass the last key of a page as
-// after to get the next one; a page shorter than limit is the last.
-// Outside a transaction each page is a separate read: keys created or
-// deleted between pages may or may not be listed.
-func (c *Client) KeysPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+// <prefix>* LIMIT <limit> AFTER <after>"). more reports whether another
+// page may follow: pass the last key of this page as after to get it. (A
+// page may hold fewer than limit keys and still have a successor, when
+// the server cut it at its size limit.) Outside a transaction each page is
+// a separate read: keys created or deleted between pages may or may not
+// be listed.
+func (c *Client) KeysPage(ctx context.Context, prefix, after string, limit int) (keys []string, more bool, err error) {
 	return doKeysPage(ctx, c, prefix, after, limit)
 }
 

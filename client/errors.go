@@ -73,10 +73,17 @@ var (
 	// anything; the server's "invalid value" message matches it too.
 	ErrInvalidValue = errors.New("invalid value")
 
-	// ErrInvalidArgument: an argument other than a key or value that the
-	// Client cannot send, such as a non-positive time to live or page
-	// size. Nothing is sent.
+	// ErrInvalidArgument: an argument other than a key or value that is
+	// out of range, such as a non-positive time to live or page size. The
+	// Client refuses what it can check without sending anything; the
+	// server's "invalid argument" message (e.g. a time to live past its
+	// maximum) matches it too.
 	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrTooManyKeys: Keys without paging matched more keys than the
+	// server lists at once (server message "too many keys"); use KeysPage
+	// or AllKeys.
+	ErrTooManyKeys = errors.New("too many keys")
 
 	// ErrTxnClosed: a call on a Txn whose outermost level has ended
 	// (committed, rolled back, conflicted, or broken by a network error or
@@ -116,6 +123,8 @@ var serverPrefixes = []struct {
 	{"request line too long", ErrLineTooLong},
 	{"invalid key", ErrInvalidKey},
 	{"invalid value", ErrInvalidValue},
+	{"invalid argument", ErrInvalidArgument},
+	{"too many keys", ErrTooManyKeys},
 }
 
 // ServerError is an Error response of the server. Mesg is the server's

@@ -206,9 +206,12 @@ func TestListingOnFake(t *testing.T) {
 	if got, err := c.Keys(ctx, "none"); err != nil || got == nil || len(got) != 0 {
 		t.Errorf("Keys(none) = %#v, %v; want an empty non-nil slice", got, err)
 	}
-	page, err := c.KeysPage(ctx, "user:", "user:09", 5)
-	if err != nil || !slices.Equal(page, want[10:15]) {
-		t.Errorf("KeysPage after user:09 = %q, %v", page, err)
+	page, more, err := c.KeysPage(ctx, "user:", "user:09", 5)
+	if err != nil || !slices.Equal(page, want[10:15]) || !more {
+		t.Errorf("KeysPage after user:09 = %q, %v, %v", page, more, err)
+	}
+	if page, more, err := c.KeysPage(ctx, "user:", "user:19", 10); err != nil || !slices.Equal(page, want[20:]) || more {
+		t.Errorf("last KeysPage = %q, %v, %v", page, more, err)
 	}
 	var all []string
 	for k, err := range c.AllKeys(ctx, "user:", 10) {
@@ -234,13 +237,13 @@ func TestListingOnFake(t *testing.T) {
 			t.Errorf("no request %q among %q", want, reqs)
 		}
 	}
-	if _, err := c.Keys(ctx, "a*"); !errors.Is(err, ErrInvalidArgument) {
-		t.Errorf("Keys(a*) = %v", err)
+	if _, err := c.Keys(ctx, "a*"); err != nil || !slices.Contains(f.received(), "KEYS a**") {
+		t.Errorf("Keys(a*) = %v; want the literal prefix a* sent as KEYS a**", err)
 	}
 	if _, err := c.Keys(ctx, "a b"); !errors.Is(err, ErrInvalidKey) {
 		t.Errorf("Keys(a b) = %v", err)
 	}
-	if _, err := c.KeysPage(ctx, "a", "", 0); !errors.Is(err, ErrInvalidArgument) {
+	if _, _, err := c.KeysPage(ctx, "a", "", 0); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("KeysPage limit 0 = %v", err)
 	}
 }
@@ -306,5 +309,41 @@ func TestStatsOnFake(t *testing.T) {
 	}
 	if st["keys"] != 1 {
 		t.Errorf("keys = %v", st["keys"])
+	}
+}
+
+// TestKeysPageCutShort: a page the server cut at its size limit (fewer
+// keys than LIMIT, with a mesg saying so) is not the last; AllKeys goes
+// on. (Scripted fake server, in the shape of kvd's answer.)
+func TestKeysPageCutShort(t *testing.T) {
+	f := startFake(t, &fakeServer{handle: func(conn int, line string) (string, bool) {
+		switch line {
+		case "KEYS p* LIMIT 3":
+			return `{"status":"Ok","result":["p1"],"mesg":"page cut at the size limit: continue with AFTER the last key"}` + "\n", false
+		case "KEYS p* LIMIT 3 AFTER p1":
+			return `{"status":"Ok","result":["p2","p3"]}` + "\n", false
+		case "KEYS p*":
+			return `{"status":"Error","mesg":"too many keys to list at once: page with KEYS <pattern> LIMIT <n> [AFTER <last key of the previous page>]"}` + "\n", false
+		}
+		return okHandler(conn, line)
+	}})
+	ctx := testCtx(t)
+	c, err := Dial(ctx, f.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []string
+	for k, err := range c.AllKeys(ctx, "p", 3) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, k)
+	}
+	if !slices.Equal(got, []string{"p1", "p2", "p3"}) {
+		t.Errorf("AllKeys = %q", got)
+	}
+	if _, err := c.Keys(ctx, "p"); !errors.Is(err, ErrTooManyKeys) {
+		t.Errorf("Keys over the bound = %v; want ErrTooManyKeys", err)
 	}
 }

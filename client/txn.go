@@ -162,7 +162,7 @@ func (t *Txn) Keys(ctx context.Context, prefix string) ([]string, error) {
 
 // KeysPage is Client.KeysPage inside the transaction: every page comes
 // from the same snapshot (plus the transaction's writes).
-func (t *Txn) KeysPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+func (t *Txn) KeysPage(ctx context.Context, prefix, after string, limit int) (keys []string, more bool, err error) {
 	return doKeysPage(ctx, t, prefix, after, limit)
 }
 
