@@ -132,7 +132,7 @@ func (c *Client) dial(callCtx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, ErrClosed
 	}
-	cn := newConn(nc, c.cfg.maxResponse, c.forget)
+	cn := newConn(nc, c.cfg.maxResponse, c.cfg.stallTimeout, c.forget)
 	c.all[cn] = struct{}{}
 	c.mu.Unlock()
 	if c.cfg.hasPassword {
@@ -212,24 +212,25 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.ping(ctx, cn)
 }
 
-// txnConn returns a connection for a transaction: an idle one or a new
-// one.
-func (c *Client) txnConn(ctx context.Context) (*conn, error) {
+// txnConn returns a connection for a transaction: an idle one (reused) or
+// a new one.
+func (c *Client) txnConn(ctx context.Context) (cn *conn, reused bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	for len(c.idle) > 0 {
 		cn := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
 		if !cn.broken.Load() {
 			c.mu.Unlock()
-			return cn, nil
+			return cn, true, nil
 		}
 	}
 	c.mu.Unlock()
-	return c.dial(ctx)
+	cn, err = c.dial(ctx)
+	return cn, false, err
 }
 
 // releaseTxnConn takes back the connection of a transaction that ended

@@ -71,7 +71,8 @@ type conn struct {
 	nc      net.Conn
 	br      *bufio.Reader
 	maxLine int
-	onClose func(*conn) // called once, when the connection fails or closes
+	stall   time.Duration // see WithStallTimeout; 0: never
+	onClose func(*conn)   // called once, when the connection fails or closes
 
 	mu       sync.Mutex
 	wbuf     []byte  // requests not yet written
@@ -80,6 +81,10 @@ type conn struct {
 	queue    []*call // calls waiting for a response, oldest at head
 	head     int
 	err      error // why the connection failed; nil while it works
+	// waitingSince is when the server last made progress for the calls
+	// in queue: the oldest was queued, or a response arrived. Meaningful
+	// only while queue is not empty.
+	waitingSince time.Time
 
 	broken atomic.Bool   // err != nil, readable without mu
 	exited chan struct{} // closed when readLoop returns
@@ -88,11 +93,12 @@ type conn struct {
 // aLongTimeAgo is a deadline in the past: it makes blocked I/O return.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func newConn(nc net.Conn, maxLine int, onClose func(*conn)) *conn {
+func newConn(nc net.Conn, maxLine int, stall time.Duration, onClose func(*conn)) *conn {
 	c := &conn{
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, 16<<10),
 		maxLine: maxLine,
+		stall:   stall,
 		onClose: onClose,
 		exited:  make(chan struct{}),
 	}
@@ -120,6 +126,7 @@ func (c *conn) roundTrip(ctx context.Context, cl *call) (response, error) {
 			if cl.state.CompareAndSwap(callWaiting, callAbandoned) {
 				// The reader will read the response, drop it and
 				// recycle cl.
+				c.checkStalled()
 				return response{}, ctx.Err()
 			}
 			<-cl.done // the response arrived just in time
@@ -144,6 +151,9 @@ func (c *conn) send(ctx context.Context, cl *call) error {
 		return err
 	}
 	c.wbuf = append(c.wbuf, cl.req...)
+	if c.head == len(c.queue) && c.stall > 0 {
+		c.waitingSince = time.Now()
+	}
 	c.queue = append(c.queue, cl)
 	if c.flushing {
 		c.mu.Unlock()
@@ -234,6 +244,9 @@ func (c *conn) readLoop() {
 		cl := c.queue[c.head]
 		c.queue[c.head] = nil
 		c.head++
+		if c.stall > 0 && c.head < len(c.queue) {
+			c.waitingSince = time.Now()
+		}
 		if c.head == len(c.queue) {
 			c.queue, c.head = c.queue[:0], 0
 		} else if c.head >= 1024 && c.head*2 >= len(c.queue) {
@@ -243,6 +256,30 @@ func (c *conn) readLoop() {
 		}
 		c.mu.Unlock()
 		cl.finish(resp, nil)
+	}
+}
+
+// errStalled is the error of calls on a connection that the Client gave
+// up on because the server answered nothing for WithStallTimeout while
+// requests were waiting.
+var errStalled = errors.New("server answered nothing for the stall timeout; connection closed")
+
+// checkStalled fails the connection when requests have been waiting
+// longer than the stall timeout without any response. It runs when a
+// caller gives up on a call, so a server that stops answering (without
+// closing) costs a Client at most one stall timeout per connection.
+func (c *conn) checkStalled() {
+	if c.stall <= 0 {
+		return
+	}
+	c.mu.Lock()
+	stalled := c.err == nil && c.head < len(c.queue) && time.Since(c.waitingSince) > c.stall
+	if stalled {
+		c.failLocked(fmt.Errorf("client: %s: %w", c.nc.RemoteAddr(), errStalled))
+	}
+	c.mu.Unlock()
+	if stalled {
+		c.nc.Close()
 	}
 }
 

@@ -21,7 +21,9 @@
 // usable: its reader reads the late response and discards it, so the
 // responses of later requests still go to the right callers. A transaction
 // whose call was cancelled cannot know its own state, so it is ended: its
-// connection is closed, and the server rolls the transaction back.
+// connection is closed, and the server rolls the transaction back. A
+// server that stops answering without closing is given up on after
+// WithStallTimeout, when a call's context ends.
 //
 // Server errors are returned as *ServerError values carrying the server's
 // message; errors.Is matches them against the sentinel errors of this

@@ -15,6 +15,9 @@ const (
 	// DefaultDialTimeout bounds connecting (TCP, TLS handshake and AUTH)
 	// when WithDialTimeout is not given.
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultStallTimeout is the stall timeout when WithStallTimeout is
+	// not given.
+	DefaultStallTimeout = 30 * time.Second
 	// DefaultMaxResponseBytes is the longest response line accepted when
 	// WithMaxResponseBytes is not given.
 	DefaultMaxResponseBytes = 64 << 20
@@ -24,20 +27,22 @@ const (
 type Option func(*config)
 
 type config struct {
-	password    string
-	hasPassword bool
-	tls         *tls.Config
-	poolSize    int
-	dialTimeout time.Duration
-	maxResponse int
-	dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+	password     string
+	hasPassword  bool
+	tls          *tls.Config
+	poolSize     int
+	dialTimeout  time.Duration
+	maxResponse  int
+	stallTimeout time.Duration
+	dialer       func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func defaultConfig() config {
 	return config{
-		poolSize:    DefaultPoolSize,
-		dialTimeout: DefaultDialTimeout,
-		maxResponse: DefaultMaxResponseBytes,
+		poolSize:     DefaultPoolSize,
+		dialTimeout:  DefaultDialTimeout,
+		maxResponse:  DefaultMaxResponseBytes,
+		stallTimeout: DefaultStallTimeout,
 	}
 }
 
@@ -104,4 +109,16 @@ func WithMaxResponseBytes(n int) Option {
 // default.
 func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
 	return func(c *config) { c.dialer = dial }
+}
+
+// WithStallTimeout sets how long a connection may have requests waiting
+// without receiving any response before the Client gives up on it
+// (default DefaultStallTimeout). The check runs when a call's context ends
+// before its response arrived: if the server has answered nothing on that
+// connection for longer than d, the connection is closed (its waiting
+// calls fail) and the next call dials a new one, so that a server that
+// hangs without closing does not keep a pool slot forever. Responses that
+// merely arrive late never trigger it. Zero or less turns the check off.
+func WithStallTimeout(d time.Duration) Option {
+	return func(c *config) { c.stallTimeout = d }
 }

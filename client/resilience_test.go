@@ -327,3 +327,79 @@ func TestClose(t *testing.T) {
 	}
 	waitFor(t, "the server to roll back", func() bool { _, ok := srv.store.Get("k"); return !ok })
 }
+
+// TestBeginRetriesStaleIdleConnection: an idle transaction connection that
+// the server closed before the client noticed costs Begin nothing: START
+// goes again on a fresh connection. (Scripted fake server: it drops the
+// reused connection on START without answering.)
+func TestBeginRetriesStaleIdleConnection(t *testing.T) {
+	var starts atomic.Int64
+	f := startFake(t, &fakeServer{handle: func(conn int, line string) (string, bool) {
+		if line == "START" && starts.Add(1) == 2 {
+			return "", true // the second START: close without an answer
+		}
+		return okHandler(conn, line)
+	}})
+	ctx := testCtx(t)
+	c, err := Dial(ctx, f.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err = c.Begin(ctx) // reuses the idle connection, which fails
+	if err != nil {
+		t.Fatalf("Begin after the idle connection died: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, conns := starts.Load(), f.connCount(); n != 3 || conns != 3 {
+		t.Errorf("%d STARTs on %d connections; want 3 on 3 (shared, first txn, replacement)", n, conns)
+	}
+}
+
+// TestStalledServerIsAbandoned: a server that reads but never answers is
+// given up on after the stall timeout, when a call gives up; the next
+// call dials a new connection. (Scripted fake server: the real one always
+// answers.)
+func TestStalledServerIsAbandoned(t *testing.T) {
+	unstall := make(chan struct{})
+	f := startFake(t, &fakeServer{handle: func(conn int, line string) (string, bool) {
+		if conn == 0 && line == "GET k" {
+			<-unstall
+			return "", true
+		}
+		if line == "GET k" {
+			return `{"status":"Ok","result":"v"}` + "\n", false
+		}
+		return okHandler(conn, line)
+	}})
+	t.Cleanup(func() { close(unstall) })
+	c, err := Dial(testCtx(t), f.addr(), WithPoolSize(1), WithStallTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := c.shared[0].c.Load()
+	for i := 0; i < 100 && !first.broken.Load(); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, err := c.Get(ctx, "k")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errStalled) {
+			t.Fatalf("Get on the stalled connection = %v", err)
+		}
+	}
+	if !first.broken.Load() {
+		t.Fatal("the stalled connection was never given up")
+	}
+	if v, err := c.Get(testCtx(t), "k"); v != "v" || err != nil {
+		t.Fatalf("Get on a new connection = %q, %v", v, err)
+	}
+}

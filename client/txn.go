@@ -37,22 +37,30 @@ type Txn struct {
 // Begin starts a transaction. End it with Commit or Rollback: until then it
 // holds a connection, and the server keeps the versions its snapshot sees.
 func (c *Client) Begin(ctx context.Context) (*Txn, error) {
-	cn, err := c.txnConn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	cl := request("START")
-	if err := expectOk(cn.roundTrip(ctx, cl)); err != nil {
+	for {
+		cn, reused, err := c.txnConn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		err = expectOk(cn.roundTrip(ctx, request("START")))
+		if err == nil {
+			return &Txn{c: c, cn: cn, depth: 1}, nil
+		}
 		var se *ServerError
 		if errors.As(err, &se) {
 			se.Cmd = "START"
 			c.releaseTxnConn(cn)
-		} else {
-			cn.close(err)
+			return nil, err
 		}
-		return nil, err
+		cn.close(err)
+		// An idle connection may have been closed by the server (idle
+		// timeout, restart) before its reader noticed. START on a fresh
+		// connection is safe to repeat: if the old one executed it, the
+		// server rolls that transaction back as the connection closes.
+		if !reused || ctxErr(ctx) != nil {
+			return nil, err
+		}
 	}
-	return &Txn{c: c, cn: cn, depth: 1}, nil
 }
 
 // Depth returns the number of open levels: 1 for a transaction without
