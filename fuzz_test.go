@@ -93,7 +93,13 @@ type sessionModel struct {
 	base     map[string]string
 	levels   []map[string]*string
 	maxDepth int
+	password string // required by AUTH; "" for none
+	authed   bool
 }
+
+// statsMarker is the Result sessionModel.expect gives for STATS, whose
+// figures it does not model: the fuzzer checks the shape instead.
+const statsMarker = "\x00stats"
 
 func (m *sessionModel) get(k string) (string, bool) {
 	for i := len(m.levels) - 1; i >= 0; i-- {
@@ -127,8 +133,25 @@ func (m *sessionModel) expect(line []byte) Response {
 		return Response{Status: StatusError, Mesg: err.Error()}
 	}
 	errResp := func(mesg string) Response { return Response{Status: StatusError, Mesg: mesg} }
+	if m.password != "" && !m.authed {
+		switch req.Cmd {
+		case CmdAuth, CmdPing, CmdHelp, CmdExit:
+		default:
+			return errResp(mesgAuthNeeded)
+		}
+	}
 	key := string(req.Key)
 	switch req.Cmd {
+	case CmdAuth:
+		switch {
+		case m.password == "":
+			return errResp(mesgNoPassword)
+		case string(req.Value) != m.password:
+			return errResp(mesgBadPassword)
+		}
+		m.authed = true
+	case CmdStats:
+		return Response{Result: statsMarker, HasResult: true}
 	case CmdPut:
 		v := string(req.Value)
 		m.set(key, &v)
@@ -174,17 +197,36 @@ func (m *sessionModel) expect(line []byte) Response {
 // Store and through sessionModel, and compares every response and, at the
 // end (after Close rolls back what is still open), the store's contents.
 func FuzzSession(f *testing.F) {
-	f.Fuzz(func(t *testing.T, stream []byte) {
+	f.Add([]byte("PUT a 1\nSTATS\nAUTH x\nGET a"))
+	f.Fuzz(func(t *testing.T, stream []byte) { fuzzSession(t, stream, "") })
+}
+
+// FuzzAuthSession is FuzzSession on a Session that requires a password:
+// before a correct AUTH nothing but AUTH, PING, HELP and EXIT may run, and
+// nothing changes the store.
+func FuzzAuthSession(f *testing.F) {
+	f.Add([]byte("PUT a 1\nAUTH wrong\nGET a\nauth  s3cret pw\nPUT a 2\nGET a"))
+	f.Add([]byte("STATS\nSTART\nAUTH s3cret pw \nAUTH s3cret pw\nSTATS\nDEL a"))
+	f.Add([]byte("AUTH\nAUTH \nHELP\nPING\nAUTH s3cret pw\r\nSTART\nPUT x y\nCOMMIT"))
+	f.Fuzz(func(t *testing.T, stream []byte) { fuzzSession(t, stream, "s3cret pw") })
+}
+
+// fuzzSession runs stream through a Session and sessionModel with password
+// required ("" for none).
+func fuzzSession(t *testing.T, stream []byte, password string) {
+	{
 		store := New()
 		s := NewSession(store, 3)
-		m := &sessionModel{base: map[string]string{}, maxDepth: 3}
+		s.RequirePassword(password)
+		m := &sessionModel{base: map[string]string{}, maxDepth: 3, password: password}
 		keys := map[string]bool{}
 		var out []byte
 		for _, line := range bytes.Split(stream, []byte("\n")) {
 			if req, err := ParseRequest(line); err == nil && req.Key != nil {
 				keys[string(req.Key)] = true
 			}
-			want := AppendResponse(nil, m.expect(line))
+			wantResp := m.expect(line)
+			want := AppendResponse(nil, wantResp)
 			// A fresh copy of the line, clobbered afterwards, catches a
 			// Session that keeps a view of its input.
 			buf := append([]byte(nil), line...)
@@ -192,7 +234,15 @@ func FuzzSession(f *testing.F) {
 			for i := range buf {
 				buf[i] = 0
 			}
-			if !bytes.Equal(out, want) {
+			if wantResp.Result == statsMarker {
+				var st struct {
+					Status string
+					Result map[string]float64
+				}
+				if err := json.Unmarshal(out, &st); err != nil || st.Status != "Ok" || st.Result["keys"] != float64(store.Len()) {
+					t.Fatalf("%q: got %q (%v), want the stats of %d keys", line, out, err, store.Len())
+				}
+			} else if !bytes.Equal(out, want) {
 				t.Fatalf("%q: got %q, model says %q", line, out, want)
 			}
 			if s.Depth() != len(m.levels) {
@@ -210,5 +260,5 @@ func FuzzSession(f *testing.F) {
 		if store.Len() != len(m.base) {
 			t.Fatalf("store has %d keys, model %d", store.Len(), len(m.base))
 		}
-	})
+	}
 }

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 )
@@ -37,6 +38,9 @@ type serverConfig struct {
 	maxTxnDepth     int
 	eventLoops      int // eventLoopsAuto: GOMAXPROCS-1, at least 1
 	logger          *slog.Logger
+	password        string // hashed by NewServer, then cleared
+	protectedMode   bool
+	tlsConfig       *tls.Config
 }
 
 // eventLoopsAuto is the default of WithEventLoops: GOMAXPROCS-1 loops,
@@ -53,6 +57,7 @@ func defaultConfig() serverConfig {
 		maxTxnDepth:     DefaultMaxTxnDepth,
 		eventLoops:      eventLoopsAuto,
 		logger:          slog.New(slog.DiscardHandler),
+		protectedMode:   true,
 	}
 }
 
@@ -183,4 +188,35 @@ func WithLogger(l *slog.Logger) Option {
 			c.logger = l
 		}
 	}
+}
+
+// WithPassword makes every connection authenticate with "AUTH <password>"
+// before it may run anything but AUTH, PING, HELP and EXIT (or QUIT);
+// other requests get an Error whose mesg starts with "authentication
+// required". The server keeps only a SHA-256 hash of the password and
+// compares hashes in constant time; it never logs it. An empty password
+// (the default) requires no authentication.
+func WithPassword(password string) Option {
+	return func(c *serverConfig) { c.password = password }
+}
+
+// WithProtectedMode turns protected mode on or off (on by default). In
+// protected mode a server with no password (see WithPassword) serves only
+// clients on the same host (loopback addresses, Unix sockets): any other
+// client gets one Error line whose mesg starts with "protected mode" and
+// is closed. It guards against a server exposed to a network by mistake.
+func WithProtectedMode(on bool) Option {
+	return func(c *serverConfig) { c.protectedMode = on }
+}
+
+// WithTLSConfig makes Serve and ListenAndServe speak TLS only: the
+// listener is wrapped with tls.NewListener(ln, cfg). Set cfg.ClientAuth to
+// tls.RequireAndVerifyClientCert and cfg.ClientCAs for client certificates
+// (mTLS). TLS connections are not *net.TCPConn, so they are served by the
+// goroutine backend (see WithEventLoops). A client that does not complete
+// the handshake (a plain-text client, a client certificate that does not
+// verify) is closed; the server keeps serving. A nil cfg (the default)
+// serves plain TCP.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *serverConfig) { c.tlsConfig = cfg }
 }

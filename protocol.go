@@ -45,6 +45,12 @@ const (
 	// CmdCompact is "COMPACT": start a compaction of a durable store's
 	// log into a snapshot, in the background (see Store.Compact).
 	CmdCompact
+	// CmdAuth is "AUTH <password>": authenticate the connection (the
+	// password is the rest of the line, like PUT's value).
+	CmdAuth
+	// CmdStats is "STATS": answer a JSON object of server figures (see
+	// Stats).
+	CmdStats
 )
 
 var commandNames = [...]string{
@@ -59,6 +65,8 @@ var commandNames = [...]string{
 	CmdPing:     "PING",
 	CmdHelp:     "HELP",
 	CmdCompact:  "COMPACT",
+	CmdAuth:     "AUTH",
+	CmdStats:    "STATS",
 }
 
 var commandUsage = [...]string{
@@ -72,6 +80,8 @@ var commandUsage = [...]string{
 	CmdPing:     "PING",
 	CmdHelp:     "HELP",
 	CmdCompact:  "COMPACT",
+	CmdAuth:     "AUTH <password>",
+	CmdStats:    "STATS",
 }
 
 // String returns the canonical (upper-case) name of the command, or
@@ -130,8 +140,8 @@ type Request struct {
 	Cmd Command
 	// Key is the key for PUT, GET and DEL; nil otherwise.
 	Key []byte
-	// Value is the value for PUT (possibly empty, never nil for PUT); nil
-	// otherwise.
+	// Value is the value for PUT (possibly empty, never nil for PUT), or
+	// the password for AUTH; nil otherwise.
 	Value []byte
 
 	// parsed is set by ParseRequest: the request is known to be valid, so
@@ -196,6 +206,15 @@ func ParseRequest(line []byte) (Request, error) {
 		if skipSeparators(line, j) != len(line) {
 			return Request{}, wrongArgs[cmd]
 		}
+	case CmdAuth:
+		// The password is the rest of the line, like PUT's value.
+		if i == len(line) {
+			return Request{}, wrongArgs[cmd]
+		}
+		req.Value = line[i:]
+		if bytes.IndexByte(req.Value, '\n') >= 0 {
+			return Request{}, ErrInvalidValue
+		}
 	default:
 		if i != len(line) {
 			return Request{}, wrongArgs[cmd]
@@ -232,6 +251,16 @@ func (r Request) Validate() error {
 		} else if r.Value != nil {
 			return wrongArgs[r.Cmd]
 		}
+	case CmdAuth:
+		if r.Key != nil || len(r.Value) == 0 {
+			return wrongArgs[r.Cmd]
+		}
+		if !utf8.Valid(r.Value) {
+			return ErrInvalidUTF8
+		}
+		if bytes.IndexByte(r.Value, '\n') >= 0 {
+			return ErrInvalidValue
+		}
 	default:
 		if r.Key != nil || r.Value != nil {
 			return wrongArgs[r.Cmd]
@@ -248,6 +277,8 @@ func (r Request) String() string {
 		return r.Cmd.String() + " " + string(r.Key) + " " + string(r.Value)
 	case CmdGet, CmdDel:
 		return r.Cmd.String() + " " + string(r.Key)
+	case CmdAuth:
+		return r.Cmd.String() + " " + string(r.Value)
 	}
 	return r.Cmd.String()
 }
@@ -289,10 +320,15 @@ func lookupCommand(tok []byte) Command {
 			return CmdPing
 		case equalFold(tok, "HELP"):
 			return CmdHelp
+		case equalFold(tok, "AUTH"):
+			return CmdAuth
 		}
 	case 5:
-		if equalFold(tok, "START") {
+		switch {
+		case equalFold(tok, "START"):
 			return CmdStart
+		case equalFold(tok, "STATS"):
+			return CmdStats
 		}
 	case 6:
 		if equalFold(tok, "COMMIT") {

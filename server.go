@@ -2,6 +2,8 @@ package kvstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +88,10 @@ type Server struct {
 	cfg   serverConfig
 	log   *slog.Logger
 
+	started      time.Time          // for Stats.UptimeSeconds
+	password     *[sha256.Size]byte // WithPassword's hash; nil: none
+	closedCounts sessionCounts      // counters of ended connections
+
 	closing atomic.Bool  // set once Shutdown starts
 	drainBy atomic.Int64 // when the shutdown drain ends (Unix ns); set before closing
 	forced  atomic.Bool  // set when Shutdown's context expires; under mu
@@ -127,10 +133,18 @@ func NewServer(store *Store, opts ...Option) *Server {
 			o(&cfg)
 		}
 	}
+	var pw *[sha256.Size]byte
+	if cfg.password != "" {
+		h := sha256.Sum256([]byte(cfg.password))
+		pw = &h
+		cfg.password = "" // keep only the hash
+	}
 	return &Server{
 		store:     store,
 		cfg:       cfg,
 		log:       cfg.logger,
+		started:   time.Now(),
+		password:  pw,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 		done:      make(chan struct{}),
@@ -170,6 +184,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // accept error; the connections already accepted keep being served until
 // Shutdown is called.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.tlsConfig != nil {
+		ln = tls.NewListener(ln, s.cfg.tlsConfig)
+	}
 	if !s.trackListener(ln, true) {
 		ln.Close()
 		return ErrServerClosed
@@ -265,12 +282,20 @@ func (s *Server) startConn(nc net.Conn) {
 		s.log.Debug("kvd client rejected: too many clients", "remote", nc.RemoteAddr().String(), "max", s.cfg.maxClients)
 		// A fresh socket's send buffer is empty, so this write does not
 		// block; the deadline is a safety net.
-		nc.SetWriteDeadline(time.Now().Add(rejectTimeout))
-		nc.Write(appendError(nil, "too many clients: limit is ", strconv.Itoa(s.cfg.maxClients)))
-		nc.Close()
+		s.reject(nc, "too many clients: limit is "+strconv.Itoa(s.cfg.maxClients))
+		return
+	}
+	if s.password == nil && s.cfg.protectedMode && !isLocal(nc.RemoteAddr()) {
+		s.mu.Unlock()
+		s.log.Debug("kvd client rejected: protected mode", "remote", nc.RemoteAddr().String())
+		s.reject(nc, mesgProtectedMode)
 		return
 	}
 	c := &serverConn{nc: nc, sess: NewSession(s.store, s.cfg.maxTxnDepth)}
+	if s.password != nil {
+		c.sess.requireHash(s.password)
+	}
+	c.sess.stats = s.Stats
 	c.sess.deferDurable = true // the backends wait once per batch of responses
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -282,9 +307,48 @@ func (s *Server) startConn(nc net.Conn) {
 	go s.serveConn(c)
 }
 
+// mesgProtectedMode is what a client from another host gets in protected
+// mode.
+const mesgProtectedMode = "protected mode: kvd has no password, so it only serves clients on this host (loopback); " +
+	"set a password (kvd -password-file FILE, or the KVD_PASSWORD environment variable; kvstore.WithPassword) " +
+	"or turn protected mode off (kvd -protected-mode=false; kvstore.WithProtectedMode(false))"
+
+// isLocal reports whether a client at addr is on this host: a loopback
+// TCP address, or an address that is not an IP one (a Unix socket).
+func isLocal(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UDPAddr:
+		return a.IP.IsLoopback()
+	case *net.IPAddr:
+		return a.IP.IsLoopback()
+	}
+	return true
+}
+
+// reject sends one error line to a client that is not served and closes
+// it. A fresh plain socket's send buffer is empty, so the write does not
+// block; a TLS connection must first finish its handshake, which is left
+// to a goroutine so that a slow client cannot stall the accept loop. The
+// deadline bounds both.
+func (s *Server) reject(nc net.Conn, mesg string) {
+	write := func() {
+		nc.SetDeadline(time.Now().Add(rejectTimeout))
+		nc.Write(appendError(nil, mesg, ""))
+		nc.Close()
+	}
+	if _, plain := nc.(*net.TCPConn); plain {
+		write()
+		return
+	}
+	go write()
+}
+
 // connDone forgets a connection that has been closed.
 func (s *Server) connDone(c *serverConn, reason string) {
 	s.mu.Lock()
+	s.addClosed(&c.sess.counts)
 	delete(s.conns, c)
 	s.mu.Unlock()
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -1,9 +1,12 @@
 package kvstore
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // DefaultMaxTxnDepth is the nesting limit a Session (and so a Server)
@@ -11,7 +14,7 @@ import (
 const DefaultMaxTxnDepth = 100
 
 // helpText is the result of HELP.
-const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | COMPACT | EXIT (or QUIT)"
+const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | STATS | AUTH <password> | COMPACT | EXIT (or QUIT)"
 
 // Messages of the errors a Session answers with. Protocol errors use the
 // text of the error returned by ParseRequest.
@@ -22,6 +25,9 @@ const (
 	mesgTooDeep     = "transaction nesting limit reached: "
 	mesgNotDurable  = "not durable: "
 	mesgOutOfMemory = "out of memory: the store is at its memory limit; write refused (a refused COMMIT aborts the transaction)"
+	mesgAuthNeeded  = "authentication required: send AUTH <password> first"
+	mesgBadPassword = "invalid password"
+	mesgNoPassword  = "no password is set: AUTH is not needed"
 )
 
 // Session is one client's state: the store it works on and its open
@@ -43,7 +49,53 @@ type Session struct {
 	// waiting to the caller, once per batch of requests.
 	need         uint64
 	deferDurable bool
+
+	// password is the SHA-256 of the password the client must send with
+	// AUTH before anything but AUTH, PING, HELP and EXIT; nil when none
+	// is required. authed is set by a correct AUTH.
+	password *[sha256.Size]byte
+	authed   bool
+
+	// stats answers STATS; nil means a Store-only figure (see
+	// storeStats). The Server sets it to Server.Stats.
+	stats func() Stats
+
+	// counts are this session's counters, read by Server.Stats while
+	// the session runs; each is written only by the session.
+	counts sessionCounts
 }
+
+// sessionCounts are one session's counters. Only the session writes them
+// (an uncontended atomic add per request); Server.Stats reads them.
+type sessionCounts struct {
+	commands  atomic.Uint64
+	commits   atomic.Uint64
+	conflicts atomic.Uint64
+}
+
+// RequirePassword makes the session refuse every request but AUTH, PING,
+// HELP and EXIT (or QUIT) until the client sends "AUTH <password>" with
+// this password. The comparison is done in constant time on hashes, so
+// neither the password nor its length leaks through timing. An empty
+// password removes the requirement.
+func (s *Session) RequirePassword(password string) {
+	if password == "" {
+		s.password, s.authed = nil, false
+		return
+	}
+	h := sha256.Sum256([]byte(password))
+	s.requireHash(&h)
+}
+
+// requireHash is RequirePassword with the hash computed once by the
+// Server for all its sessions.
+func (s *Session) requireHash(h *[sha256.Size]byte) {
+	s.password, s.authed = h, false
+}
+
+// Authenticated reports whether the session may run every command: no
+// password is required, or AUTH gave the right one.
+func (s *Session) Authenticated() bool { return s.password == nil || s.authed }
 
 // NewSession returns a Session on store that allows at most maxTxnDepth
 // nested transaction levels. A maxTxnDepth of zero or less means
@@ -152,6 +204,14 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			return appendError(dst, err.Error(), ""), false
 		}
 	}
+	s.counts.commands.Add(1)
+	if s.password != nil && !s.authed {
+		switch req.Cmd {
+		case CmdAuth, CmdPing, CmdHelp, CmdExit:
+		default:
+			return appendError(dst, mesgAuthNeeded, ""), false
+		}
+	}
 	switch req.Cmd {
 	case CmdGet:
 		// Neither Store.Get nor Txn.Get retains the key (a transaction
@@ -176,6 +236,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			if _, err := s.store.put(bytesView(req.Key), bytesView(req.Value)); err != nil {
 				return s.txnError(dst, err), false
 			}
+			s.counts.commits.Add(1)
 			return appendOk(dst), false
 		}
 		// A transaction keeps its writes until it commits: give it a copy.
@@ -192,6 +253,9 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			var err error
 			if existed, _, err = s.store.del(key); err != nil {
 				return s.txnError(dst, err), false
+			}
+			if existed {
+				s.counts.commits.Add(1)
 			}
 		} else {
 			var err error
@@ -224,7 +288,11 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		}
 		var err error
 		if req.Cmd == CmdCommit {
+			outer := s.txn.Depth() == 1
 			err = s.txn.Commit()
+			if outer && err == nil {
+				s.counts.commits.Add(1)
+			}
 		} else {
 			err = s.txn.Rollback()
 		}
@@ -236,6 +304,24 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		}
 		return appendOk(dst), false
 
+	case CmdAuth:
+		if s.password == nil {
+			return appendError(dst, mesgNoPassword, ""), false
+		}
+		h := sha256.Sum256(req.Value)
+		if subtle.ConstantTimeCompare(h[:], s.password[:]) != 1 {
+			return appendError(dst, mesgBadPassword, ""), false
+		}
+		s.authed = true
+		return appendOk(dst), false
+	case CmdStats:
+		var st Stats
+		if s.stats != nil {
+			st = s.stats()
+		} else {
+			st = s.storeStats()
+		}
+		return appendStats(dst, st), false
 	case CmdPing:
 		return appendResult(dst, "PONG"), false
 	case CmdHelp:
@@ -259,6 +345,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 func (s *Session) txnError(dst []byte, err error) []byte {
 	switch {
 	case errors.Is(err, ErrConflict):
+		s.counts.conflicts.Add(1)
 		return appendError(dst, mesgConflict, "")
 	case errors.Is(err, ErrTxnTooDeep):
 		return appendError(dst, mesgTooDeep, s.tooDeep)

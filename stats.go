@@ -1,0 +1,118 @@
+package kvstore
+
+import (
+	"encoding/json"
+	"runtime/metrics"
+	"time"
+)
+
+// Stats is a snapshot of a server's figures, the answer to STATS and the
+// source an embedder (cmd/kvd) wires to a metrics library. Counters count
+// since the server (or, for a Session without a Server, the process)
+// started. New figures are added as fields with a json tag: STATS encodes
+// the whole struct, so nothing else has to change.
+type Stats struct {
+	// Keys is the number of live keys in the store.
+	Keys int64 `json:"keys"`
+	// Connections is the number of connected clients.
+	Connections int64 `json:"connections"`
+	// Commands is the number of requests executed (parsed ones; a line
+	// that fails to parse is not counted).
+	Commands uint64 `json:"commands"`
+	// Commits counts applied writes: outermost COMMITs that succeeded,
+	// and PUTs and DELs outside a transaction that changed the store.
+	Commits uint64 `json:"commits"`
+	// Conflicts counts writes refused because another client changed
+	// what they depended on (the client must retry).
+	Conflicts uint64 `json:"conflicts"`
+	// UptimeSeconds is how long the server has run.
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// Memory is what the store's data holds, in bytes (Store.MemoryUsage).
+	Memory int64 `json:"memory"`
+	// HeapBytes is the Go heap in use by live and not yet swept objects.
+	HeapBytes uint64 `json:"heap_bytes"`
+	// RuntimeBytes is all the memory the Go runtime has mapped (close to
+	// the process's resident set when the OS has not reclaimed any).
+	RuntimeBytes uint64 `json:"runtime_bytes"`
+}
+
+// processStart is the origin of UptimeSeconds for a Session without a
+// Server.
+var processStart = time.Now()
+
+// runtimeMemory returns the heap in use and all the memory the Go runtime
+// has mapped, without stopping the world (runtime.ReadMemStats would).
+func runtimeMemory() (heap, total uint64) {
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+	}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		heap = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		total = s[1].Value.Uint64()
+	}
+	return heap, total
+}
+
+// storeStats is what a Session without a Server answers STATS with: the
+// store's figures and this session's own counters.
+func (s *Session) storeStats() Stats {
+	st := Stats{
+		Keys:          int64(s.store.Len()),
+		Connections:   1,
+		Commands:      s.counts.commands.Load(),
+		Commits:       s.counts.commits.Load(),
+		Conflicts:     s.counts.conflicts.Load(),
+		UptimeSeconds: time.Since(processStart).Seconds(),
+		Memory:        s.store.MemoryUsage(),
+	}
+	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
+	return st
+}
+
+// appendStats appends {"status":"Ok","result":{...}}, the figures as a
+// JSON object of numbers.
+func appendStats(dst []byte, st Stats) []byte {
+	obj, err := json.Marshal(st)
+	if err != nil { // a struct of numbers always encodes
+		return appendError(dst, "stats: ", err.Error())
+	}
+	dst = append(dst, `{"status":"Ok","result":`...)
+	dst = append(dst, obj...)
+	return append(dst, "}\n"...)
+}
+
+// Stats returns the server's figures now. It is cheap enough to call on
+// every metrics scrape: it sums the per-connection counters (each written
+// by its own connection only) under the server's lock, and takes no lock
+// on the request path.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Keys:          int64(s.store.Len()),
+		Commands:      s.closedCounts.commands.Load(),
+		Commits:       s.closedCounts.commits.Load(),
+		Conflicts:     s.closedCounts.conflicts.Load(),
+		UptimeSeconds: time.Since(s.started).Seconds(),
+		Memory:        s.store.MemoryUsage(),
+	}
+	s.mu.Lock()
+	st.Connections = int64(len(s.conns))
+	for c := range s.conns {
+		st.Commands += c.sess.counts.commands.Load()
+		st.Commits += c.sess.counts.commits.Load()
+		st.Conflicts += c.sess.counts.conflicts.Load()
+	}
+	s.mu.Unlock()
+	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
+	return st
+}
+
+// addClosed keeps the counters of a session whose connection has ended.
+func (s *Server) addClosed(c *sessionCounts) {
+	s.closedCounts.commands.Add(c.commands.Load())
+	s.closedCounts.commits.Add(c.commits.Load())
+	s.closedCounts.conflicts.Add(c.conflicts.Load())
+}
