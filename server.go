@@ -64,7 +64,7 @@ func appendIncomplete(out []byte) []byte {
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Server serves a Store over the kvd line protocol (see PROTOCOL.md), with
+// Server serves a Store over the kvd line protocol (see docs/PROTOCOL.md), with
 // one Session per connection. It knows nothing of commands: it moves lines
 // in and responses out, and leaves the rest to Session.
 //

@@ -226,7 +226,7 @@ func TestServerProtocolExample(t *testing.T) { eachBackend(t, testServerProtocol
 func testServerProtocolExample(t *testing.T, backend Option) {
 	ts := startServer(t, backend)
 	c := ts.dial(t)
-	// The example session of PROTOCOL.md, verbatim.
+	// The example session of docs/PROTOCOL.md, verbatim.
 	got := c.do(
 		"PUT a 1",
 		"GET a",

@@ -1,4 +1,4 @@
-// Package client is a Go client for a kvd server (see PROTOCOL.md in the
+// Package client is a Go client for a kvd server (see docs/PROTOCOL.md in the
 // repository): single-key commands, key expiry and listing, and remote
 // transactions with the semantics of the embedded kvstore.Txn.
 //

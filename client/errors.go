@@ -6,7 +6,7 @@ import (
 )
 
 // Sentinel errors. Errors answered by the server are *ServerError values
-// that match these with errors.Is by the message prefixes PROTOCOL.md
+// that match these with errors.Is by the message prefixes docs/PROTOCOL.md
 // declares stable; the others are returned by the Client itself.
 var (
 	// ErrNotFound: the key does not exist (server message "key not

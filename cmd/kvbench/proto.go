@@ -101,7 +101,7 @@ func protocolByName(name string) (protocol, error) {
 	return nil, fmt.Errorf("unknown protocol %q (want kvd or resp)", name)
 }
 
-// kvdProto is kvd's line protocol (see PROTOCOL.md): requests are text lines
+// kvdProto is kvd's line protocol (see docs/PROTOCOL.md): requests are text lines
 // and every reply is one JSON object line whose first field is status.
 type kvdProto struct{}
 
