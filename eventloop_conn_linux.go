@@ -19,8 +19,9 @@ import (
 // Invariants, between two calls of serve:
 //   - in holds the input not executed yet: a partial line (at most the
 //     line limit), and, only when held is set, complete lines before it.
-//   - held implies len(out) >= maxPendingOutput: lines are left
-//     unexecuted only while the client has not taken enough output.
+//   - held implies len(out) >= maxPendingOutput (lines are left
+//     unexecuted while the client has not taken enough output), or that
+//     the connection used up its turn and is in its loop's ready list.
 //   - out holds the responses the socket did not take; when it is not
 //     empty, full is set and the connection waits for EPOLLOUT, and the
 //     connection is in its loop's waiting set with writeAt its deadline.
@@ -40,7 +41,9 @@ type loopConn struct {
 	writeAt   time.Duration
 	inWaiting bool // in the loop's waiting set
 
-	held     bool   // in holds complete lines (see the invariants)
+	held      bool   // in holds complete lines (see the invariants)
+	ready     bool   // in the loop's ready list
+	turnRound uint64 // the loop round of its last turn
 	skipping bool   // discarding the rest of an over-long line
 	full     bool   // the last write hit EAGAIN: write again on EPOLLOUT
 	eof      bool   // no more input: the client closed, or a read failed
@@ -51,10 +54,12 @@ type loopConn struct {
 	reason   string // why the input ended (when eof)
 }
 
-// canRead reports whether the loop reads from c: not after the input
-// ended or shutdown began, and not while too much output is unsent.
+// canRead reports whether the loop wants to read from c: not after the
+// input ended or shutdown began, and not while too much output is unsent.
+// (While c has lines left over from its turn, it reads nothing either,
+// but keeps its EPOLLIN interest: it is served again in the next round.)
 func (c *loopConn) canRead() bool {
-	return !c.eof && !c.quit && !c.draining && !c.held && len(c.out) < maxPendingOutput
+	return !c.eof && !c.quit && !c.draining && len(c.out) < maxPendingOutput
 }
 
 // serve runs c as far as it can go without blocking, after the epoll
@@ -74,6 +79,8 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 	if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 		c.full = false
 	}
+	c.turnRound = l.round
+	l.turnReqs, l.turnBytes = 0, 0
 	// Responses are collected in the loop's buffer unless c already has
 	// unsent output, which they must follow.
 	out, lent := c.out, false
@@ -107,6 +114,7 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 		l.release(c, true, "quit")
 	case c.held || len(c.out) > 0:
 		l.sync(c)
+		l.markReady(c)
 	case c.draining:
 		l.release(c, true, "shutdown")
 	case c.eof:
@@ -117,7 +125,7 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 }
 
 // pump writes out and executes held lines, alternately, for as long as
-// the socket takes the output.
+// the socket takes the output and the turn lasts.
 func (l *eventLoop) pump(c *loopConn, out []byte) ([]byte, error) {
 	for {
 		if len(out) > 0 && !c.full {
@@ -126,7 +134,7 @@ func (l *eventLoop) pump(c *loopConn, out []byte) ([]byte, error) {
 				return out, err
 			}
 		}
-		if !c.held || c.quit || len(out) >= maxPendingOutput {
+		if !c.held || c.quit || len(out) >= maxPendingOutput || l.turnOver() {
 			return out, nil
 		}
 		var rest []byte
@@ -196,7 +204,10 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 			out = l.tooLong(out)
 		} else {
 			c.in = append(c.in, data[:i]...)
+			before := len(out)
 			out, c.quit = c.sess.ExecuteLine(out, c.in)
+			l.turnReqs++
+			l.turnBytes += len(out) - before
 		}
 		c.in = c.in[:0]
 		data = data[i+1:]
@@ -226,8 +237,8 @@ func (l *eventLoop) inDone(c *loopConn) {
 
 // execute executes the complete lines at the start of data and returns
 // what it did not execute: a partial line, or, when c's output reaches
-// maxPendingOutput (c.held is set then), the lines after it as well. It
-// writes the output every flushThreshold bytes.
+// maxPendingOutput or its turn is over (c.held is set then), the lines
+// after it as well. It writes the output every flushThreshold bytes.
 func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err error) {
 	maxLine := l.srv.cfg.maxLineBytes
 	c.held = false
@@ -241,17 +252,20 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 				return data, out, err
 			}
 		}
-		if len(out) >= maxPendingOutput {
+		if len(out) >= maxPendingOutput || l.turnOver() {
 			c.held = true
 			return data, out, nil
 		}
 		line := data[:i]
 		data = data[i+1:]
+		before := len(out)
 		if lineOverLimit(line, maxLine) {
 			out = l.tooLong(out)
 		} else {
 			out, c.quit = c.sess.ExecuteLine(out, line)
 		}
+		l.turnReqs++
+		l.turnBytes += len(out) - before
 	}
 	if c.quit {
 		return nil, out, nil // requests after EXIT are not executed

@@ -45,6 +45,14 @@ const (
 	// keepInBytes is the largest partial-line buffer a connection keeps
 	// once the line is done; a bigger one is given back.
 	keepInBytes = 4 << 10
+	// A connection's turn, each time the loop serves it, is bounded (like
+	// Redis's per-event limits): one read of at most the loop's buffer
+	// (64 KiB), at most turnRequests requests executed, and no new request
+	// started once turnOutputBytes of responses were produced in the turn
+	// (one response may overshoot it). A connection with requests left
+	// over is served again in the next round, after the others.
+	turnRequests    = 1024
+	turnOutputBytes = 64 << 10
 )
 
 // eventLoop is one epoll event loop and the connections it serves.
@@ -69,6 +77,13 @@ type eventLoop struct {
 	tick      time.Duration // how often timeouts are checked
 	nextSweep time.Duration // when they are checked next
 	draining  bool          // shutdown has been seen
+
+	// Fair turns (see turnRequests).
+	round     uint64      // loop rounds, counted after each epoll_wait
+	turnReqs  int         // requests executed in the current turn
+	turnBytes int         // bytes of responses produced in the current turn
+	ready     []*loopConn // connections with requests left over from their turn
+	readyNext []*loopConn // spare slice for ready
 	drainAt   time.Duration // loop clock: when the shutdown drain ends
 	durWait   []*loopConn   // connections whose output waits for the log
 	waitState loopWait      // see wait
@@ -254,6 +269,7 @@ func (l *eventLoop) run() {
 			return
 		}
 		l.now = time.Since(l.start)
+		l.round++
 		for i := range n {
 			ev := &l.events[i]
 			if ev.Fd == int32(l.evfd) {
@@ -265,6 +281,7 @@ func (l *eventLoop) run() {
 				l.serve(c, ev.Events)
 			}
 		}
+		l.serveReady()
 		l.settleDurable()
 		l.register()
 		if s.closing.Load() {
@@ -297,6 +314,9 @@ func (l *eventLoop) run() {
 // pollTimeout is the epoll_wait timeout in milliseconds: until the next
 // timeout check if one can be due, otherwise forever.
 func (l *eventLoop) pollTimeout() int {
+	if len(l.ready) > 0 {
+		return 0 // connections wait for their next turn
+	}
 	next := l.nextSweep
 	if l.draining {
 		next = min(next, l.drainAt)
@@ -310,6 +330,46 @@ func (l *eventLoop) pollTimeout() int {
 	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
+// serveReady gives one more turn to each connection that had requests
+// left over at the end of its last turn, unless it already had a turn in
+// this round (from an epoll event).
+func (l *eventLoop) serveReady() {
+	if len(l.ready) == 0 {
+		return
+	}
+	ready := l.ready
+	l.ready = l.readyNext[:0]
+	for _, c := range ready {
+		c.ready = false
+	}
+	for _, c := range ready {
+		switch {
+		case c.released:
+		case c.turnRound == l.round:
+			l.markReady(c)
+		default:
+			l.serve(c, 0)
+		}
+	}
+	clear(ready)
+	l.readyNext = ready[:0]
+}
+
+// markReady puts c in the ready list if it has requests left that it can
+// execute without waiting for its socket.
+func (l *eventLoop) markReady(c *loopConn) {
+	if c.ready || c.released || !c.held || c.quit || c.full || c.durWait || len(c.out) >= maxPendingOutput {
+		return
+	}
+	c.ready = true
+	l.ready = append(l.ready, c)
+}
+
+// turnOver reports whether the current turn has used its budget.
+func (l *eventLoop) turnOver() bool {
+	return l.turnReqs >= turnRequests || l.turnBytes >= turnOutputBytes
+}
+
 // sweep closes the connections whose write or idle timeout has passed.
 func (l *eventLoop) sweep() {
 	l.nextSweep = l.now + l.tick
@@ -320,7 +380,7 @@ func (l *eventLoop) sweep() {
 	}
 	if l.srv.cfg.idleTimeout > 0 {
 		for _, c := range l.conns {
-			if len(c.out) == 0 && c.canRead() && l.now > c.idleAt {
+			if len(c.out) == 0 && !c.held && c.canRead() && l.now > c.idleAt {
 				l.release(c, false, "idle timeout")
 			}
 		}

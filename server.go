@@ -78,7 +78,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 //
 // Every connection executes each complete request it has read, in order,
 // collects the responses, and writes them with one system call when it
-// has to wait for more input (or every 64 KiB). A client that does not
+// has to wait for more input (or every 64 KiB). On an event loop each
+// connection gets a bounded turn (one read, at most 1,024 requests or
+// 64 KiB of responses) and then waits for the others' turns, so one
+// client's pipeline cannot hold up the other clients of its loop. A client that does not
 // read its responses is disconnected when its responses make no progress
 // for the write timeout.
 //
