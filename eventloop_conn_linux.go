@@ -44,14 +44,14 @@ type loopConn struct {
 	held      bool   // in holds complete lines (see the invariants)
 	ready     bool   // in the loop's ready list
 	turnRound uint64 // the loop round of its last turn
-	skipping bool   // discarding the rest of an over-long line
-	full     bool   // the last write hit EAGAIN: write again on EPOLLOUT
-	eof      bool   // no more input: the client closed, or a read failed
-	quit     bool   // EXIT or QUIT was executed
-	draining bool   // shutdown: no more reads; finish and close
-	released bool   // removed from the loop
-	durWait  bool   // out waits for the log (SyncAlways): see settleDurable
-	reason   string // why the input ended (when eof)
+	skipping  bool   // discarding the rest of an over-long line
+	full      bool   // the last write hit EAGAIN: write again on EPOLLOUT
+	eof       bool   // no more input: the client closed, or a read failed
+	quit      bool   // EXIT or QUIT was executed
+	draining  bool   // shutdown: no more reads; finish and close
+	released  bool   // removed from the loop
+	durWait   bool   // out waits for the log (SyncAlways): see settleDurable
+	reason    string // why the input ended (when eof)
 }
 
 // canRead reports whether the loop wants to read from c: not after the

@@ -79,11 +79,11 @@ type eventLoop struct {
 	draining  bool          // shutdown has been seen
 
 	// Fair turns (see turnRequests).
-	round     uint64      // loop rounds, counted after each epoll_wait
-	turnReqs  int         // requests executed in the current turn
-	turnBytes int         // bytes of responses produced in the current turn
-	ready     []*loopConn // connections with requests left over from their turn
-	readyNext []*loopConn // spare slice for ready
+	round     uint64        // loop rounds, counted after each epoll_wait
+	turnReqs  int           // requests executed in the current turn
+	turnBytes int           // bytes of responses produced in the current turn
+	ready     []*loopConn   // connections with requests left over from their turn
+	readyNext []*loopConn   // spare slice for ready
 	drainAt   time.Duration // loop clock: when the shutdown drain ends
 	durWait   []*loopConn   // connections whose output waits for the log
 	waitState loopWait      // see wait
