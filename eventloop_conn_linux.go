@@ -79,6 +79,10 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 	if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 		c.full = false
 	}
+	if c.evicted.Load() { // by another goroutine, for the client-memory budget
+		l.release(c, false, "client memory limit")
+		return
+	}
 	c.turnRound = l.round
 	l.turnReqs, l.turnBytes = 0, 0
 	// Responses are collected in the loop's buffer unless c already has
@@ -108,6 +112,8 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 		c.out = out
 	}
 	switch {
+	case c.evicted.Load():
+		l.release(c, false, "client memory limit")
 	case err != nil:
 		l.release(c, false, "write: "+err.Error())
 	case c.quit:
@@ -121,6 +127,11 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 		l.release(c, false, c.reason)
 	default:
 		l.sync(c)
+	}
+	if !c.released {
+		if n := int64(cap(c.in) + cap(c.out)); n != c.mem.Load() {
+			l.srv.account(c.serverConn, n)
+		}
 	}
 }
 
@@ -208,6 +219,9 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 			out, c.quit = c.sess.ExecuteLine(out, c.in)
 			l.turnReqs++
 			l.turnBytes += len(out) - before
+			if len(out) > l.srv.cfg.maxClientOutput {
+				return out, errClientOutput
+			}
 		}
 		c.in = c.in[:0]
 		data = data[i+1:]
@@ -266,6 +280,9 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 		}
 		l.turnReqs++
 		l.turnBytes += len(out) - before
+		if len(out) > l.srv.cfg.maxClientOutput {
+			return nil, out, errClientOutput
+		}
 	}
 	if c.quit {
 		return nil, out, nil // requests after EXIT are not executed
@@ -277,6 +294,10 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 	}
 	return data, out, nil
 }
+
+// errClientOutput ends a connection whose pending responses exceed
+// WithMaxClientOutput.
+var errClientOutput = errors.New("client output limit")
 
 // overLimit is lineOverLimit for the line made of head and then tail.
 func overLimit(head, tail []byte, max int) bool {

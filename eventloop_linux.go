@@ -88,7 +88,8 @@ type eventLoop struct {
 	durWait   []*loopConn   // connections whose output waits for the log
 	waitState loopWait      // see wait
 
-	writes atomic.Int64 // write system calls made, for tests
+	writes   atomic.Int64 // write system calls made, for tests
+	evictReq atomic.Bool  // some connection was evicted (client-memory budget)
 }
 
 // loopHandoff is a connection on its way to a loop.
@@ -149,7 +150,7 @@ func (s *Server) handToLoop(c *serverConn) bool {
 		l := s.loops[s.nextLoop%len(s.loops)]
 		s.nextLoop++
 		if l.add(c, fd) {
-			c.onLoop = true
+			c.onLoop, c.loop = true, l
 			tc.Close() // the loop has the descriptor's copy
 			return true
 		}
@@ -249,6 +250,22 @@ func (l *eventLoop) wakeLocked() {
 	rawWrite(l.evfd, one[:])
 }
 
+// evict makes the loop close its connections that were evicted to keep
+// within the client-memory budget (see evictClients).
+func (l *eventLoop) evict() {
+	l.evictReq.Store(true)
+	l.wake()
+}
+
+// releaseEvicted closes the loop's evicted connections.
+func (l *eventLoop) releaseEvicted() {
+	for _, c := range l.conns {
+		if c.evicted.Load() {
+			l.release(c, false, "client memory limit")
+		}
+	}
+}
+
 // writeCalls is the number of write system calls the loop made.
 func (l *eventLoop) writeCalls() int64 { return l.writes.Load() }
 
@@ -283,6 +300,9 @@ func (l *eventLoop) run() {
 		}
 		l.serveReady()
 		l.settleDurable()
+		if l.evictReq.Swap(false) {
+			l.releaseEvicted()
+		}
 		l.register()
 		if s.closing.Load() {
 			if s.forced.Load() {

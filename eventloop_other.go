@@ -13,5 +13,8 @@ func (s *Server) handToLoop(*serverConn) bool { return false }
 // wake does nothing: there are no loops.
 func (l *eventLoop) wake() {}
 
+// evict does nothing: there are no loops.
+func (l *eventLoop) evict() {}
+
 // writeCalls is the number of write system calls the loop made (none).
 func (l *eventLoop) writeCalls() int64 { return 0 }

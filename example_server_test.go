@@ -87,3 +87,15 @@ func ExampleParseRequest() {
 	// {"status":"Ok","result":"{\"name\": \"Ada\"}  "}
 	// {"status":"Error","mesg":"a <custom> error"}
 }
+
+// ExampleWithMaxClientMemory bounds what the server holds for its clients:
+// 64 MiB for the buffers of all connections together (past it, the
+// clients holding the most are disconnected), and 4 MiB of unsent
+// responses for any one client.
+func ExampleWithMaxClientMemory() {
+	srv := kvstore.NewServer(kvstore.New(),
+		kvstore.WithMaxClientMemory(64<<20),
+		kvstore.WithMaxClientOutput(4<<20))
+	fmt.Println("held for clients:", srv.ClientMemory())
+	// Output: held for clients: 0
+}

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/kvd-dev/kvstore/internal/sysmem"
 )
 
 // Defaults for the Server options.
@@ -20,6 +22,15 @@ const (
 	// DefaultShutdownTimeout bounds the graceful shutdown that Serve and
 	// ListenAndServe perform when their context is cancelled.
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxClientOutput bounds the responses the server holds for one
+	// client (8 MiB): more than the longest response to a request of the
+	// default line limit (a 1 MiB value of control characters is about
+	// 6 MiB as JSON).
+	DefaultMaxClientOutput = 8 << 20
+	// maxDefaultClientMemory caps the default client-memory budget (see
+	// WithMaxClientMemory): 1 GiB, or a quarter of the memory available
+	// when that is less.
+	maxDefaultClientMemory = 1 << 30
 )
 
 // Option configures a Server; pass Options to NewServer.
@@ -37,6 +48,8 @@ type serverConfig struct {
 	shutdownTimeout time.Duration
 	maxTxnDepth     int
 	eventLoops      int // eventLoopsAuto: GOMAXPROCS-1, at least 1
+	maxClientMemory int64
+	maxClientOutput int
 	logger          *slog.Logger
 	password        string // hashed by NewServer, then cleared
 	protectedMode   bool
@@ -56,6 +69,8 @@ func defaultConfig() serverConfig {
 		shutdownTimeout: DefaultShutdownTimeout,
 		maxTxnDepth:     DefaultMaxTxnDepth,
 		eventLoops:      eventLoopsAuto,
+		maxClientMemory: defaultClientMemory(),
+		maxClientOutput: DefaultMaxClientOutput,
 		logger:          slog.New(slog.DiscardHandler),
 		protectedMode:   true,
 	}
@@ -174,6 +189,55 @@ func WithEventLoops(n int) Option {
 			c.eventLoops = n
 		} else {
 			c.eventLoops = eventLoopsAuto
+		}
+	}
+}
+
+// defaultClientMemory is the default of WithMaxClientMemory: 1 GiB, or a
+// quarter of the memory available to the process (the machine's, or its
+// cgroup's limit) if that is less.
+func defaultClientMemory() int64 {
+	if t := sysmem.Total(); t > 0 && t/4 < maxDefaultClientMemory {
+		return int64(t / 4)
+	}
+	return maxDefaultClientMemory
+}
+
+// WithMaxClientMemory sets the budget, in bytes, for the memory the server
+// holds on behalf of all its clients together: the input buffers (partial
+// request lines, requests read and not yet executed) and the output
+// buffers (responses not yet sent) of every connection. The default is
+// 1 GiB, or a quarter of the machine's memory (or of the process's cgroup
+// limit) if that is less.
+//
+// When the clients hold more than the budget, the server disconnects the
+// clients holding the most, biggest first, until they hold less (as Redis
+// 7's maxmemory-clients does): their open transactions roll back, and
+// they get no response line. Clients holding little are never the ones
+// disconnected. Memory of connections that are gone is returned to the
+// operating system within seconds. A value of zero or less keeps the
+// default.
+func WithMaxClientMemory(bytes int64) Option {
+	return func(c *serverConfig) {
+		if bytes > 0 {
+			c.maxClientMemory = bytes
+		}
+	}
+}
+
+// WithMaxClientOutput bounds the responses the server holds for one client
+// that it has not yet sent (default DefaultMaxClientOutput, 8 MiB); a
+// client whose unsent responses exceed it is disconnected. Independently,
+// an event loop stops executing a client's requests while 256 KiB of its
+// responses are unsent (the goroutine backend blocks in its write), and a
+// client whose responses make no progress for the write timeout is
+// disconnected, so a client that does not read usually holds far less.
+// The bound matters for single responses larger than it: raise it along
+// with WithMaxLineBytes. A value of zero or less keeps the default.
+func WithMaxClientOutput(bytes int) Option {
+	return func(c *serverConfig) {
+		if bytes > 0 {
+			c.maxClientOutput = bytes
 		}
 	}
 }

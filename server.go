@@ -95,6 +95,8 @@ type Server struct {
 	password     *[sha256.Size]byte // WithPassword's hash; nil: none
 	closedCounts sessionCounts      // counters of ended connections
 
+	mem clientMemory // the client-memory budget's bookkeeping
+
 	closing atomic.Bool  // set once Shutdown starts
 	drainBy atomic.Int64 // when the shutdown drain ends (Unix ns); set before closing
 	forced  atomic.Bool  // set when Shutdown's context expires; under mu
@@ -125,6 +127,13 @@ type serverConn struct {
 	// connection to a goroutine for its graceful close sets nc to a new
 	// net.Conn on the socket first, under Server.mu.
 	onLoop bool
+	// loop is the event loop the connection was handed to, if any.
+	loop *eventLoop
+
+	// The client-memory budget (see client_memory.go).
+	mem        atomic.Int64 // bytes of buffers the connection holds
+	evicted    atomic.Bool  // disconnected to keep within the budget
+	evictedMem int64        // mem when evicted; set before evicted, under Server.mu
 }
 
 // NewServer returns a Server for store configured by opts. It does not
@@ -354,6 +363,7 @@ func (s *Server) connDone(c *serverConn, reason string) {
 	s.addClosed(&c.sess.counts)
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.connGone(c)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("kvd client disconnected", "remote", c.nc.RemoteAddr().String(), "reason", reason)
 	}

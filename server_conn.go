@@ -85,15 +85,28 @@ func (s *Server) connLoop(c *serverConn) string {
 		out      []byte // responses not yet written
 		readErr  error
 		quit     bool
+		held     int64 // bytes of buffers accounted to c
 	)
-	flush := func() bool {
-		if len(out) == 0 {
-			return true
+	// track reports the connection's buffers to the client-memory budget.
+	track := func() {
+		if n := int64(cap(buf) + cap(out)); n != held {
+			held = n
+			s.account(c, n)
 		}
+	}
+	// flush writes out; it returns why the connection must end, or "".
+	flush := func() string {
+		if len(out) == 0 {
+			return ""
+		}
+		if len(out) > s.cfg.maxClientOutput {
+			return "output limit"
+		}
+		track()
 		// Under SyncAlways: once per batch, until the commits the
 		// responses reveal are synced; if the log failed, nothing.
 		if c.sess.waitDurable() != nil {
-			return false
+			return "log failed"
 		}
 		nc.SetWriteDeadline(s.ioDeadline())
 		if s.closing.Load() {
@@ -107,7 +120,13 @@ func (s *Server) connLoop(c *serverConn) string {
 		} else {
 			out = out[:0]
 		}
-		return err == nil
+		switch {
+		case c.evicted.Load():
+			return "client memory limit"
+		case err != nil:
+			return "write error"
+		}
+		return ""
 	}
 	tooLong := func() {
 		out = appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(maxLine)+" bytes")
@@ -119,6 +138,9 @@ func (s *Server) connLoop(c *serverConn) string {
 			i := bytes.IndexByte(buf[start:end], '\n')
 			if i < 0 {
 				break
+			}
+			if c.evicted.Load() {
+				return "client memory limit"
 			}
 			line := buf[start : start+i]
 			start += i + 1
@@ -134,8 +156,10 @@ func (s *Server) connLoop(c *serverConn) string {
 					return "quit"
 				}
 			}
-			if len(out) >= flushThreshold && !flush() {
-				return "write error"
+			if len(out) >= flushThreshold {
+				if why := flush(); why != "" {
+					return why
+				}
 			}
 		}
 
@@ -178,8 +202,8 @@ func (s *Server) connLoop(c *serverConn) string {
 			out = appendIncomplete(out)
 		}
 		// About to wait for input: send what we have.
-		if !flush() {
-			return "write error"
+		if why := flush(); why != "" {
+			return why
 		}
 		if readErr != nil {
 			return "read: " + readErr.Error()
@@ -192,10 +216,14 @@ func (s *Server) connLoop(c *serverConn) string {
 		if s.closing.Load() {
 			return "shutdown"
 		}
+		track()
 		n, err := nc.Read(buf[end:])
 		end += n
 		filled = end == len(buf)
 		if err != nil {
+			if c.evicted.Load() {
+				return "client memory limit"
+			}
 			if s.closing.Load() {
 				// Answer complete requests that came with the last read,
 				// then stop.

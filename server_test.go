@@ -615,6 +615,30 @@ func testServerHalfCloseIncompleteRequest(t *testing.T, backend Option) {
 	c.expectEOF()
 }
 
+func TestServerMaxClientOutput(t *testing.T) { eachBackend(t, testServerMaxClientOutput) }
+
+// testServerMaxClientOutput: a client whose pending responses exceed the
+// per-client output bound is disconnected (its transaction rolled back);
+// responses within it are served, and other clients do not notice.
+func testServerMaxClientOutput(t *testing.T, backend Option) {
+	ts := startServer(t, backend, WithMaxClientOutput(256<<10))
+	ts.store.Put("small", strings.Repeat("s", 100<<10))
+	ts.store.Put("big", strings.Repeat("b", 300<<10))
+	c := ts.dial(t)
+	other := ts.dial(t)
+	if got := c.do("START", "PUT t 1", "GET small"); got[2] != respResult(strings.Repeat("s", 100<<10)) {
+		t.Fatalf("GET small: %.40q", got[2])
+	}
+	c.send("GET big\n")
+	c.expectEOF()
+	if _, ok := ts.store.Get("t"); ok {
+		t.Error("transaction of the disconnected client applied")
+	}
+	if got := other.do("PING"); got[0] != `{"status":"Ok","result":"PONG"}` {
+		t.Errorf("other client: %s", got[0])
+	}
+}
+
 func TestServerMaxClients(t *testing.T) { eachBackend(t, testServerMaxClients) }
 
 func testServerMaxClients(t *testing.T, backend Option) {

@@ -37,6 +37,8 @@ type config struct {
 	idle            time.Duration
 	loops           int
 	maxMemory       byteSize
+	maxClientMemory byteSize
+	maxClientOutput byteSize
 	dir             string
 	fsync           string
 	syncMode        kvstore.SyncMode
@@ -121,6 +123,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "close connections idle this long (0 = never)")
 	fs.IntVar(&c.loops, "event-loops", -1, "epoll event loops serving connections (Linux; -1 = GOMAXPROCS-1, at least 1; 0 = a goroutine per connection)")
 	fs.Var(&c.maxMemory, "maxmemory", "refuse writes once the store holds this much memory: bytes, or with a KiB, MiB or GiB suffix (0 = no limit)")
+	fs.Var(&c.maxClientMemory, "maxmemory-clients", "budget for the input and output buffers of all clients together; past it the clients holding the most are disconnected: bytes, or with a KiB, MiB or GiB suffix (0 = the default: 1GiB or a quarter of the machine's memory, whichever is less)")
+	fs.Var(&c.maxClientOutput, "max-client-output", "disconnect a client whose unsent responses exceed this: bytes, or with a KiB, MiB or GiB suffix (0 = the default, 8MiB)")
 	fs.StringVar(&c.dir, "dir", "", "keep the data in this existing directory (commit log and snapshots); empty = in memory only")
 	fs.StringVar(&c.fsync, "fsync", "everysec", "with -dir, when the log is synced: always (before each acknowledgement), everysec, or no")
 	fs.BoolVar(&c.recoverTruncate, "recover-truncate", false, "with -dir, start from the valid prefix of a damaged log instead of refusing to start (the records after the damage are lost)")
