@@ -75,10 +75,16 @@ func testServerFairTurns(t *testing.T, backend Option) {
 			p50, p99, worst := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 			t.Logf("canary: %d requests in 2s, p50 %v, p99 %v, max %v; heavy clients received %d MiB",
 				len(lat), p50, p99, worst, received.Load()>>20)
-			if worst > time.Second {
+			// Generous bounds for a shared machine; the race detector
+			// makes encoding a 1 MiB response many times slower.
+			bound, minAnswers := time.Second, 10
+			if raceEnabled {
+				bound, minAnswers = 3*time.Second, 2
+			}
+			if worst > bound {
 				t.Errorf("canary waited %v behind two pipelining clients on its loop", worst)
 			}
-			if len(lat) < 10 {
+			if len(lat) < minAnswers {
 				t.Errorf("canary got only %d answers in 2s", len(lat))
 			}
 		})
