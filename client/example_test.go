@@ -15,14 +15,14 @@ import (
 // startServer serves a fresh store on a free loopback port and returns its
 // address and a function that stops it. A real program dials an existing
 // kvd instead (e.g. "localhost:4000").
-func startServer() (addr string, stop func()) {
+func startServer(opts ...kvstore.Option) (addr string, stop func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- kvstore.NewServer(kvstore.New()).Serve(ctx, ln) }()
+	go func() { done <- kvstore.NewServer(kvstore.New(), opts...).Serve(ctx, ln) }()
 	return ln.Addr().String(), func() { cancel(); <-done }
 }
 
@@ -159,5 +159,26 @@ func ExampleErrInvalidValue() {
 	fmt.Println(errors.Is(err, client.ErrInvalidKey))
 	// Output:
 	// true
+	// true
+}
+
+// A server with a password: the Client sends AUTH first on every
+// connection it opens.
+func ExampleWithPassword() {
+	addr, stop := startServer(kvstore.WithPassword("s3cret"))
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.Dial(ctx, addr, client.WithPassword("s3cret"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println(c.Put(ctx, "k", "v"))
+
+	_, err = client.Dial(ctx, addr, client.WithPassword("guess"))
+	fmt.Println(errors.Is(err, client.ErrInvalidPassword))
+	// Output:
+	// <nil>
 	// true
 }

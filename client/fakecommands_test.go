@@ -15,9 +15,11 @@ import (
 
 // fakeKeyspace is the state behind a SCRIPTED FAKE kvd (see fakeServer)
 // that answers EXPIRE, TTL, PERSIST, KEYS, STATS and AUTH as PROTOCOL.md
-// sections 7, 9 and 10 describe them. It lets the client's side of those
-// commands be tested before the real server has them; the integration
-// tests against kvstore.Server replace it as the server side lands.
+// sections 7, 9 and 10 describe them. It checks the exact request lines
+// the client sends and its decoding of each answer shape (a page cut
+// short, TTL's "-1"). The same commands are tested against the real
+// kvstore.Server in access_test.go (AUTH, STATS, TLS) and, once the
+// server has them, keyspace_test.go (EXPIRE, TTL, PERSIST, KEYS).
 type fakeKeyspace struct {
 	password string // "" means none
 
@@ -250,7 +252,8 @@ func TestListingOnFake(t *testing.T) {
 
 // TestAuthOnFake: with WithPassword every new connection authenticates
 // first; a wrong password fails Dial; no password gets ErrAuthRequired.
-// (Scripted fake server, until the real one has AUTH.)
+// (Scripted fake server: it counts AUTH requests; TestAuth runs against the
+// real one.)
 func TestAuthOnFake(t *testing.T) {
 	k, f := newFakeKeyspace(t, "s3cret pass")
 	ctx := testCtx(t)

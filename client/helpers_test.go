@@ -20,11 +20,11 @@ var backends = []struct {
 }
 
 // forEachBackend runs f as a subtest against a fresh in-process server on
-// each backend.
-func forEachBackend(t *testing.T, f func(t *testing.T, srv *testServer)) {
+// each backend, configured with opts as well.
+func forEachBackend(t *testing.T, f func(t *testing.T, srv *testServer), opts ...kvstore.Option) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			f(t, startServer(t, kvstore.WithEventLoops(b.loops)))
+			f(t, startServer(t, append([]kvstore.Option{kvstore.WithEventLoops(b.loops)}, opts...)...))
 		})
 	}
 }
