@@ -68,7 +68,7 @@ type Session struct {
 // sessionCounts are one session's counters. Only the session writes them
 // (an uncontended atomic add per request); Server.Stats reads them.
 type sessionCounts struct {
-	commands  atomic.Uint64
+	byCmd     [len(commandNames)]atomic.Uint64 // requests by Command
 	commits   atomic.Uint64
 	conflicts atomic.Uint64
 }
@@ -204,7 +204,9 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			return appendError(dst, err.Error(), ""), false
 		}
 	}
-	s.counts.commands.Add(1)
+	if int(req.Cmd) < len(s.counts.byCmd) {
+		s.counts.byCmd[req.Cmd].Add(1)
+	}
 	if s.password != nil && !s.authed {
 		switch req.Cmd {
 		case CmdAuth, CmdPing, CmdHelp, CmdExit:

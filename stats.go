@@ -31,6 +31,10 @@ type Stats struct {
 	Memory int64 `json:"memory"`
 	// HeapBytes is the Go heap in use by live and not yet swept objects.
 	HeapBytes uint64 `json:"heap_bytes"`
+	// CommandsByType counts requests by command name ("GET", "PUT", ...);
+	// their sum is Commands. STATS leaves it out (its answer is an object
+	// of numbers); metrics exporters use it.
+	CommandsByType map[string]uint64 `json:"-"`
 	// RuntimeBytes is all the memory the Go runtime has mapped (close to
 	// the process's resident set when the OS has not reclaimed any).
 	RuntimeBytes uint64 `json:"runtime_bytes"`
@@ -63,14 +67,30 @@ func (s *Session) storeStats() Stats {
 	st := Stats{
 		Keys:          int64(s.store.Len()),
 		Connections:   1,
-		Commands:      s.counts.commands.Load(),
 		Commits:       s.counts.commits.Load(),
 		Conflicts:     s.counts.conflicts.Load(),
 		UptimeSeconds: time.Since(processStart).Seconds(),
 		Memory:        s.store.MemoryUsage(),
 	}
+	st.addCommands(&s.counts)
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
 	return st
+}
+
+// addCommands adds the request counts of c to st.Commands and
+// st.CommandsByType.
+func (st *Stats) addCommands(c *sessionCounts) {
+	if st.CommandsByType == nil {
+		st.CommandsByType = make(map[string]uint64, len(c.byCmd))
+	}
+	for cmd := range c.byCmd {
+		if cmd == int(CmdNone) {
+			continue
+		}
+		n := c.byCmd[cmd].Load()
+		st.Commands += n
+		st.CommandsByType[commandNames[cmd]] += n
+	}
 }
 
 // appendStats appends {"status":"Ok","result":{...}}, the figures as a
@@ -92,7 +112,6 @@ func appendStats(dst []byte, st Stats) []byte {
 func (s *Server) Stats() Stats {
 	st := Stats{
 		Keys:          int64(s.store.Len()),
-		Commands:      s.closedCounts.commands.Load(),
 		Commits:       s.closedCounts.commits.Load(),
 		Conflicts:     s.closedCounts.conflicts.Load(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
@@ -100,8 +119,9 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.Lock()
 	st.Connections = int64(len(s.conns))
+	st.addCommands(&s.closedCounts)
 	for c := range s.conns {
-		st.Commands += c.sess.counts.commands.Load()
+		st.addCommands(&c.sess.counts)
 		st.Commits += c.sess.counts.commits.Load()
 		st.Conflicts += c.sess.counts.conflicts.Load()
 	}
@@ -112,7 +132,9 @@ func (s *Server) Stats() Stats {
 
 // addClosed keeps the counters of a session whose connection has ended.
 func (s *Server) addClosed(c *sessionCounts) {
-	s.closedCounts.commands.Add(c.commands.Load())
+	for i := range c.byCmd {
+		s.closedCounts.byCmd[i].Add(c.byCmd[i].Load())
+	}
 	s.closedCounts.commits.Add(c.commits.Load())
 	s.closedCounts.conflicts.Add(c.conflicts.Load())
 }

@@ -52,6 +52,7 @@ type config struct {
 	tlsClientCA     string
 	tlsConfig       *tls.Config
 	showVersion     bool
+	metricsAddr     string
 }
 
 // errUsage is returned (wrapped) for a command line kvd refuses: exit
@@ -134,6 +135,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate (needs -tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of -tls-cert")
 	fs.StringVar(&c.tlsClientCA, "tls-client-ca", "", "with -tls-cert, require client certificates signed by this PEM CA (mTLS)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics and Go's profiler at /debug/pprof/ on this HOST:PORT (empty = off)")
 	fs.BoolVar(&c.showVersion, "version", false, "print kvd's version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

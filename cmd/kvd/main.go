@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-event-loops -1] [-maxmemory 0] [-maxmemory-clients 0] [-max-client-output 0] [-dir DIR [-fsync everysec] [-recover-truncate]] [-password-file FILE] [-protected-mode=true] [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]] [-log-level info] [-version]
+//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-event-loops -1] [-maxmemory 0] [-maxmemory-clients 0] [-max-client-output 0] [-dir DIR [-fsync everysec] [-recover-truncate]] [-password-file FILE] [-protected-mode=true] [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]] [-metrics-addr HOST:PORT] [-log-level info] [-version]
 //
 // Flags are parsed and checked by parseConfig (config.go): an invalid
 // value, an unknown flag or a stray argument stops kvd with status 2.
@@ -65,6 +65,17 @@ func run() int {
 		kvstore.WithPassword(cfg.password), kvstore.WithProtectedMode(cfg.protectedMode), kvstore.WithTLSConfig(cfg.tlsConfig),
 		kvstore.WithMaxClientMemory(int64(cfg.maxClientMemory)), kvstore.WithMaxClientOutput(int(min(cfg.maxClientOutput, math.MaxInt32))),
 		kvstore.WithLogger(logger))
+	var metricsDone <-chan struct{}
+	if cfg.metricsAddr != "" {
+		mctx, stopMetrics := context.WithCancel(ctx)
+		defer stopMetrics()
+		if _, metricsDone, err = serveMetrics(mctx, cfg.metricsAddr, srv.Stats, logger); err != nil {
+			fmt.Fprintf(os.Stderr, "kvd: -metrics-addr %s: %v\n", cfg.metricsAddr, err)
+			store.Close()
+			return 1
+		}
+		defer func() { stopMetrics(); <-metricsDone }()
+	}
 	serveErr := srv.ListenAndServe(ctx)
 	// The server has stopped: every acknowledged write is in the store.
 	if err := store.Close(); err != nil {
