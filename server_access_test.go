@@ -127,7 +127,7 @@ type testPKI struct {
 	strangerCertPair tls.Certificate // signed by another CA
 }
 
-func newCert(t *testing.T, cn string, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, tls.Certificate) {
+func newCert(t testing.TB, cn string, isCA bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, tls.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -160,7 +160,7 @@ func newCert(t *testing.T, cn string, isCA bool, parent *x509.Certificate, paren
 	return cert, key, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
 }
 
-func newTestPKI(t *testing.T) testPKI {
+func newTestPKI(t testing.TB) testPKI {
 	ca, caKey, _ := newCert(t, "kvd test CA", true, nil, nil)
 	other, otherKey, _ := newCert(t, "other CA", true, nil, nil)
 	var p testPKI
