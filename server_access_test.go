@@ -83,6 +83,7 @@ func TestServerStats(t *testing.T) { eachBackend(t, testServerStats) }
 func testServerStats(t *testing.T, backend Option) {
 	ts := startServer(t, backend)
 	a, b := ts.dial(t), ts.dial(t)
+	waitFor(t, "both clients to be accepted", func() bool { return ts.numConns() == 2 })
 	before := a.stats()
 	for _, k := range []string{"keys", "connections", "commands", "commits", "conflicts", "uptime_seconds", "memory", "heap_bytes", "runtime_bytes"} {
 		if _, ok := before[k]; !ok {
