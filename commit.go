@@ -21,7 +21,7 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 
-	writes, reads, readTs := t.levels[0], t.reads, t.readTs
+	writes, reads, ranges, readTs, minExp := t.levels[0], t.reads, t.ranges, t.readTs, t.minExp
 	// The snapshot is released first, so that the install below keeps no
 	// history for it.
 	pinned = s.release(t)
@@ -29,8 +29,20 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	if writes.len() == 0 {
 		return pinned, nil // read-only: never conflicts
 	}
+	// An expiry is a deletion committed at the instant the key expires: a
+	// version this transaction read that expired since its snapshot was
+	// taken counts as changed.
+	now := s.now()
+	if minExp != 0 && expired(minExp, now) {
+		return pinned, ErrConflict
+	}
 	for _, r := range reads.items {
 		if s.changedSince(r.key, r.hash, readTs) {
+			return pinned, ErrConflict
+		}
+	}
+	for i := range ranges {
+		if s.rangeChangedSince(&ranges[i], readTs) {
 			return pinned, ErrConflict
 		}
 	}
@@ -61,7 +73,7 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 
 	ts := o.committed.Load() + 1
 	if s.dur != nil {
-		if err := s.logCommit(writes.items, ts); err != nil {
+		if err := s.logCommit(writes.items, ts, now); err != nil {
 			return pinned, err
 		}
 	}
@@ -72,7 +84,11 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 		key, h, w, sh := it.key, it.hash, it.val, &s.shards[shards[j]]
 		switch {
 		case !w.del:
-			if s.install(sh, key, h, w.val, ts, active) {
+			var exp int64
+			if w.ttl > 0 {
+				exp = deadline(now, w.ttl)
+			}
+			if s.install(sh, key, h, w.val, exp, ts, active) {
 				delta++
 			}
 		case sh.holdsValue(key, h):
@@ -92,7 +108,7 @@ func (s *Store) checkCommitMemory(writes []item[write]) error {
 	var need int64
 	for _, w := range writes {
 		if !w.val.del {
-			need += recordBytes(len(w.key), len(w.val.val))
+			need += expRecordBytes(len(w.key), len(w.val.val), int64(w.val.ttl)) + orderedKeyBytes(len(w.key))
 		}
 	}
 	if need == 0 {
@@ -124,6 +140,8 @@ func (s *Store) release(t *Txn) (pinned map[string]struct{}) {
 	t.levels = nil
 	t.levelBuf = [2]keyed[write]{}
 	t.reads = keyed[struct{}]{}
+	t.ranges = nil
+	t.minExp = 0
 	t.arena = keyArena{}
 	s.txnMem.Add(-t.bufs.reserved)
 	t.bufs = nil

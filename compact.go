@@ -74,24 +74,29 @@ func (s *Store) Compact() error {
 // (a 256th of the store), then written without it.
 func (s *Store) writeSnapshot(w *wal.SnapshotWriter, readTs uint64) error {
 	var keys, vals []string
+	var exps []int64
 	for i := range s.shards {
 		sh := &s.shards[i]
-		keys, vals = keys[:0], vals[:0]
+		keys, vals, exps = keys[:0], vals[:0], exps[:0]
 		sh.mu.RLock()
 		for j := range sh.t.slots {
 			if sh.t.slots[j].rec == nil {
 				continue
 			}
 			e := sh.entryAt(j)
-			if v, ok := e.readAt(readTs); ok {
+			// now 0: a key with a time to live is written with its
+			// absolute expiry time, expired or not (it reads as missing,
+			// and is reclaimed, after a restart as before it).
+			if v, exp, ok := e.readAt(readTs, 0); ok {
 				// Records are immutable: views of them stay valid.
 				keys = append(keys, sh.t.key(j))
 				vals = append(vals, v)
+				exps = append(exps, exp)
 			}
 		}
 		sh.mu.RUnlock()
 		for j := range keys {
-			if err := w.Add(keys[j], vals[j], 0); err != nil {
+			if err := w.Add(keys[j], vals[j], exps[j]); err != nil {
 				return err
 			}
 		}

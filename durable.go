@@ -60,15 +60,15 @@ func (s *Store) waitDurable(ts uint64) error {
 	return s.dur.log.WaitDurable(ts)
 }
 
-// logPut appends the commit record of a single put at ts. Requires
-// s.oracle.mu.
-func (s *Store) logPut(key, value string, ts uint64) error {
+// logPut appends the commit record of a single put at ts, expiring at exp
+// (0: never). Requires s.oracle.mu.
+func (s *Store) logPut(key, value string, exp int64, ts uint64) error {
 	buf, off, err := s.dur.log.BeginRecord()
 	if err != nil {
 		return err
 	}
 	buf = wal.AppendCommitHeader(buf, ts, 1)
-	buf = wal.AppendPut(buf, key, value, 0)
+	buf = wal.AppendPut(buf, key, value, exp)
 	s.dur.log.EndRecord(buf, off, ts)
 	return nil
 }
@@ -86,9 +86,10 @@ func (s *Store) logDelete(key string, ts uint64) error {
 	return nil
 }
 
-// logCommit appends the commit record of a transaction's writes at ts.
-// Requires s.oracle.mu.
-func (s *Store) logCommit(writes []item[write], ts uint64) error {
+// logCommit appends the commit record of a transaction's writes at ts; a
+// write with a time to live expires that long after now, as install makes
+// it. Requires s.oracle.mu.
+func (s *Store) logCommit(writes []item[write], ts uint64, now int64) error {
 	buf, off, err := s.dur.log.BeginRecord()
 	if err != nil {
 		return err
@@ -98,7 +99,11 @@ func (s *Store) logCommit(writes []item[write], ts uint64) error {
 		if w.val.del {
 			buf = wal.AppendDelete(buf, w.key)
 		} else {
-			buf = wal.AppendPut(buf, w.key, w.val.val, 0)
+			var exp int64
+			if w.val.ttl > 0 {
+				exp = deadline(now, w.val.ttl)
+			}
+			buf = wal.AppendPut(buf, w.key, w.val.val, exp)
 		}
 	}
 	s.dur.log.EndRecord(buf, off, ts)
@@ -143,7 +148,7 @@ func (s *Store) apply(c *wal.Commit) error {
 		sh := &s.shards[shardIndex(h)]
 		switch {
 		case !w.Delete:
-			if s.install(sh, w.Key, h, w.Value, c.TS, active) {
+			if s.install(sh, w.Key, h, w.Value, w.ExpireAt, c.TS, active) {
 				delta++
 			}
 		case sh.holdsValue(w.Key, h):
@@ -160,8 +165,13 @@ func (s *Store) apply(c *wal.Commit) error {
 // writes and syncs every commit the log holds (whatever the SyncMode),
 // and releases the directory. Writes after Close fail with an error
 // wrapping ErrClosed. It returns the log's failure if writing it failed.
-// On a store made by New, Close does nothing.
+// On a store made by New, Close only stops background work.
+//
+// On every store, Close also stops active expiry (see Store.Expire): it
+// ends the store's background goroutines, which a store that is dropped
+// without Close keeps only while some key has a time to live.
 func (s *Store) Close() error {
+	s.stopExpiry()
 	s.sweepers.Wait() // no goroutine of the store outlives Close
 	d := s.dur
 	if d == nil {

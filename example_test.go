@@ -3,6 +3,8 @@ package kvstore_test
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/kvd-dev/kvstore"
 )
@@ -113,4 +115,109 @@ func ExampleWithMaxMemory() {
 	// Output:
 	// true true
 	// <nil>
+}
+
+func ExampleStore_Ascend() {
+	s := kvstore.New()
+	s.Put("user:bob", "2")
+	s.Put("user:alice", "1")
+	s.Put("group:admins", "alice")
+	for key, value := range s.Ascend("user:") {
+		fmt.Println(key, value)
+	}
+	// Output:
+	// user:alice 1
+	// user:bob 2
+}
+
+func ExampleStore_AscendAfter() {
+	s := kvstore.New()
+	for _, k := range []string{"k1", "k2", "k3", "k4", "k5"} {
+		s.Put(k, "")
+	}
+	// List by pages of two: each page starts after the previous page's
+	// last key.
+	after := ""
+	for {
+		var page []string
+		for key := range s.AscendAfter("k", after) {
+			page = append(page, key)
+			if len(page) == 2 {
+				break
+			}
+		}
+		fmt.Println(page)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	// Output:
+	// [k1 k2]
+	// [k3 k4]
+	// [k5]
+}
+
+func ExampleTxn_Ascend() {
+	s := kvstore.New()
+	s.Put("oncall:alice", "")
+	s.Put("oncall:bob", "")
+
+	// Each transaction counts who is on call and, if someone else is,
+	// takes itself off. Listing reads the whole prefix, so the second
+	// commit conflicts: at least one person stays on call.
+	leave := func(tx *kvstore.Txn, me string) {
+		n := 0
+		for range tx.Ascend("oncall:") {
+			n++
+		}
+		if n > 1 {
+			tx.Delete("oncall:" + me)
+		}
+	}
+	t1, t2 := s.Begin(), s.Begin()
+	leave(t1, "alice")
+	leave(t2, "bob")
+	fmt.Println(t1.Commit())
+	fmt.Println(errors.Is(t2.Commit(), kvstore.ErrConflict))
+	// Output:
+	// <nil>
+	// true
+}
+
+func ExampleStore_PutWithTTL() {
+	// A clock the example moves by hand (atomic: the store's active expiry
+	// goroutine reads it too).
+	var now atomic.Int64
+	now.Store(time.Unix(1_700_000_000, 0).UnixNano())
+	s := kvstore.New(kvstore.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	defer s.Close()
+
+	s.PutWithTTL("session:42", "alice", 30*time.Minute)
+	ttl, _ := s.TTL("session:42")
+	fmt.Println(ttl)
+
+	now.Add(int64(30 * time.Minute)) // the key expires at this instant
+	_, ok := s.Get("session:42")
+	fmt.Println(ok)
+	// Output:
+	// 30m0s
+	// false
+}
+
+func ExampleStore_Expire() {
+	s := kvstore.New()
+	defer s.Close()
+	s.Put("cache:home", "<html>")
+	ok, _ := s.Expire("cache:home", time.Hour)
+	fmt.Println(ok)
+	s.Persist("cache:home") // never mind
+	ttl, _ := s.TTL("cache:home")
+	fmt.Println(ttl) // 0: no time to live
+	ok, _ = s.Expire("cache:missing", time.Hour)
+	fmt.Println(ok)
+	// Output:
+	// true
+	// 0s
+	// false
 }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -19,7 +23,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte) {
 		req, err := ParseRequest(line)
 		if err != nil {
-			for _, s := range []error{ErrEmptyRequest, ErrUnknownCommand, ErrWrongArguments, ErrInvalidKey, ErrInvalidUTF8, ErrInvalidValue} {
+			for _, s := range []error{ErrEmptyRequest, ErrUnknownCommand, ErrWrongArguments, ErrInvalidKey, ErrInvalidUTF8, ErrInvalidValue, ErrInvalidArgument} {
 				if errors.Is(err, s) {
 					return
 				}
@@ -34,7 +38,15 @@ func FuzzParseRequest(f *testing.F) {
 			if req.Value == nil {
 				t.Fatalf("PUT without a value: %q", line)
 			}
-		case CmdGet, CmdDel:
+		case CmdGet, CmdDel, CmdTTL, CmdPersist:
+		case CmdExpire:
+			if req.Seconds < 1 || req.Seconds > MaxExpireSeconds {
+				t.Fatalf("EXPIRE with %d seconds: %q", req.Seconds, line)
+			}
+		case CmdKeys:
+			if len(req.Key) == 0 || req.Key[len(req.Key)-1] != '*' || req.Limit < 0 || req.Limit > MaxKeysLimit || (req.After != nil && req.Limit == 0) {
+				t.Fatalf("bad KEYS request %+v from %q", req, line)
+			}
 		default:
 			if req.Key != nil || req.Value != nil {
 				t.Fatalf("%v with arguments: %q", req.Cmd, line)
@@ -44,7 +56,8 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parsing %q: %v", req.String(), err)
 		}
-		if back.Cmd != req.Cmd || !bytes.Equal(back.Key, req.Key) || !bytes.Equal(back.Value, req.Value) {
+		if back.Cmd != req.Cmd || !bytes.Equal(back.Key, req.Key) || !bytes.Equal(back.Value, req.Value) ||
+			back.Seconds != req.Seconds || back.Limit != req.Limit || !bytes.Equal(back.After, req.After) {
 			t.Fatalf("round trip of %q: %+v != %+v", line, back, req)
 		}
 	})
@@ -80,7 +93,7 @@ func FuzzAppendResponse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if utf8.ValidString(result) && utf8.ValidString(mesg) && back != r {
+		if utf8.ValidString(result) && utf8.ValidString(mesg) && !reflect.DeepEqual(back, r) {
 			t.Fatalf("round trip: %+v != %+v", back, r)
 		}
 	})
@@ -88,10 +101,11 @@ func FuzzAppendResponse(f *testing.F) {
 
 // sessionModel is the obvious sequential model of one client: a map, and a
 // stack of overlay maps for the open transaction levels (a nil value is a
-// delete).
+// delete). The clock stands still, so a time to live never runs out and
+// TTL answers exactly what EXPIRE set.
 type sessionModel struct {
-	base     map[string]string
-	levels   []map[string]*string
+	base     map[string]mval
+	levels   []map[string]*mval
 	maxDepth int
 	password string // required by AUTH; "" for none
 	authed   bool
@@ -101,11 +115,17 @@ type sessionModel struct {
 // figures it does not model: the fuzzer checks the shape instead.
 const statsMarker = "\x00stats"
 
-func (m *sessionModel) get(k string) (string, bool) {
+// mval is a value with its time to live in seconds (0: none).
+type mval struct {
+	v   string
+	ttl int64
+}
+
+func (m *sessionModel) getTTL(k string) (mval, bool) {
 	for i := len(m.levels) - 1; i >= 0; i-- {
 		if v, ok := m.levels[i][k]; ok {
 			if v == nil {
-				return "", false
+				return mval{}, false
 			}
 			return *v, true
 		}
@@ -114,7 +134,12 @@ func (m *sessionModel) get(k string) (string, bool) {
 	return v, ok
 }
 
-func (m *sessionModel) set(k string, v *string) {
+func (m *sessionModel) get(k string) (string, bool) {
+	v, ok := m.getTTL(k)
+	return v.v, ok
+}
+
+func (m *sessionModel) set(k string, v *mval) {
 	if n := len(m.levels); n > 0 {
 		m.levels[n-1][k] = v
 		return
@@ -124,6 +149,27 @@ func (m *sessionModel) set(k string, v *string) {
 	} else {
 		m.base[k] = *v
 	}
+}
+
+// keys returns the keys the model holds, as the session sees them, sorted.
+func (m *sessionModel) keys() []string {
+	all := map[string]bool{}
+	for k := range m.base {
+		all[k] = true
+	}
+	for _, l := range m.levels {
+		for k := range l {
+			all[k] = true
+		}
+	}
+	var out []string
+	for k := range all {
+		if _, ok := m.get(k); ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // expect returns the response the model gives to line.
@@ -153,8 +199,41 @@ func (m *sessionModel) expect(line []byte) Response {
 	case CmdStats:
 		return Response{Result: statsMarker, HasResult: true}
 	case CmdPut:
-		v := string(req.Value)
+		m.set(key, &mval{v: string(req.Value)})
+	case CmdExpire, CmdPersist:
+		v, ok := m.getTTL(key)
+		if !ok {
+			return errResp(mesgKeyNotFound + key)
+		}
+		if req.Cmd == CmdPersist && v.ttl == 0 {
+			break
+		}
+		v.ttl = req.Seconds
 		m.set(key, &v)
+	case CmdTTL:
+		v, ok := m.getTTL(key)
+		if !ok {
+			return errResp(mesgKeyNotFound + key)
+		}
+		if v.ttl == 0 {
+			return Response{Result: "-1", HasResult: true}
+		}
+		return Response{Result: strconv.FormatInt(v.ttl, 10), HasResult: true}
+	case CmdKeys:
+		prefix, after := string(req.KeysPrefix()), string(req.After)
+		list := []string{}
+		for _, k := range m.keys() {
+			if strings.HasPrefix(k, prefix) && (req.After == nil || k > after) {
+				list = append(list, k)
+			}
+		}
+		switch {
+		case req.Limit == 0 && len(list) > MaxUnpagedKeys:
+			return errResp(mesgTooManyKeys)
+		case req.Limit != 0 && len(list) > req.Limit:
+			list = list[:req.Limit]
+		}
+		return Response{HasResult: true, IsList: true, List: list}
 	case CmdGet:
 		v, ok := m.get(key)
 		if !ok {
@@ -170,7 +249,7 @@ func (m *sessionModel) expect(line []byte) Response {
 		if len(m.levels) >= m.maxDepth {
 			return errResp(mesgTooDeep + strconv.Itoa(m.maxDepth) + " levels")
 		}
-		m.levels = append(m.levels, map[string]*string{})
+		m.levels = append(m.levels, map[string]*mval{})
 	case CmdCommit, CmdRollback:
 		n := len(m.levels)
 		if n == 0 {
@@ -215,10 +294,12 @@ func FuzzAuthSession(f *testing.F) {
 // required ("" for none).
 func fuzzSession(t *testing.T, stream []byte, password string) {
 	{
-		store := New()
+		frozen := time.Unix(1_700_000_000, 0)
+		store := New(WithClock(func() time.Time { return frozen }))
+		defer store.Close()
 		s := NewSession(store, 3)
 		s.RequirePassword(password)
-		m := &sessionModel{base: map[string]string{}, maxDepth: 3, password: password}
+		m := &sessionModel{base: map[string]mval{}, maxDepth: 3, password: password}
 		keys := map[string]bool{}
 		var out []byte
 		for _, line := range bytes.Split(stream, []byte("\n")) {
@@ -253,8 +334,11 @@ func fuzzSession(t *testing.T, stream []byte, password string) {
 		for k := range keys {
 			got, gok := store.Get(k)
 			want, wok := m.base[k]
-			if got != want || gok != wok {
-				t.Fatalf("after Close, store %q = %q,%v; model %q,%v", k, got, gok, want, wok)
+			if got != want.v || gok != wok {
+				t.Fatalf("after Close, store %q = %q,%v; model %q,%v", k, got, gok, want.v, wok)
+			}
+			if ttl, _ := store.TTL(k); ttl != time.Duration(want.ttl)*time.Second {
+				t.Fatalf("after Close, store TTL(%q) = %v; model %ds", k, ttl, want.ttl)
 			}
 		}
 		if store.Len() != len(m.base) {

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // numShards is the number of independently locked parts of the key space.
@@ -41,6 +42,7 @@ type Store struct {
 	dur *durability
 	// sweepers counts the goroutines trimming what ended snapshots pinned.
 	sweepers sync.WaitGroup
+	expiry   expiryState // see expiry.go
 }
 
 // New returns an empty in-memory Store, configured by opts.
@@ -63,27 +65,32 @@ func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) }
 
 func shardIndex(h uint64) int { return int(h & (numShards - 1)) }
 
-// Get returns the value of key and whether it exists. It never blocks on
-// transactions, allocates nothing and does not retain key.
+// Get returns the value of key and whether it exists. A key whose time to
+// live has run out does not exist. Get never blocks on transactions,
+// allocates nothing and does not retain key.
 func (s *Store) Get(key string) (value string, ok bool) {
 	h := s.hash(key)
-	return s.shards[shardIndex(h)].get(key, h)
+	value, exp, ok := s.shards[shardIndex(h)].get(key, h)
+	if exp != 0 && ok && expired(exp, s.now()) {
+		return "", false
+	}
+	return value, ok
 }
 
 // readAt returns the value of key, whose hash is h, in the snapshot at
-// readTs.
-func (s *Store) readAt(key string, h, readTs uint64) (string, bool) {
+// readTs taken at time now, and its expiry time.
+func (s *Store) readAt(key string, h, readTs uint64, now int64) (string, int64, bool) {
 	sh := &s.shards[shardIndex(h)]
-	if v, ok, known := sh.getAt(key, h, readTs); known {
-		return v, ok
+	if v, exp, ok, known := sh.getAt(key, h, readTs); known {
+		return v, exp, ok && !expired(exp, now)
 	}
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	e, found := sh.load(key, h)
 	if !found {
-		return "", false
+		return "", 0, false
 	}
-	return e.readAt(readTs)
+	return e.readAt(readTs, now)
 }
 
 // changedSince reports whether a commit after readTs wrote key, whose hash
@@ -114,17 +121,20 @@ func (s *Store) changedSince(key string, h, readTs uint64) bool {
 // wrapping ErrLogFailed or ErrClosed when the log cannot take the write
 // (then nothing was applied), or when the sync failed (then the write is
 // applied in memory but may not survive a crash).
+//
+// Put removes any time to live the key had: the new value never expires.
+// PutWithTTL sets one.
 func (s *Store) Put(key, value string) error {
-	ts, err := s.put(key, value)
+	ts, err := s.put(key, value, 0)
 	if err != nil {
 		return err
 	}
 	return s.waitDurable(ts)
 }
 
-// put is Put without waiting for the log; it returns the commit's
-// timestamp.
-func (s *Store) put(key, value string) (uint64, error) {
+// put is Put with a time to live (0: none), without waiting for the log;
+// it returns the commit's timestamp.
+func (s *Store) put(key, value string, ttl time.Duration) (uint64, error) {
 	if err := checkRecordSize(len(key), len(value)); err != nil {
 		return 0, err
 	}
@@ -136,17 +146,21 @@ func (s *Store) put(key, value string) (uint64, error) {
 	sh.lock()
 	defer sh.unlock()
 	if s.limited() {
-		if err := s.checkMemory(recordBytes(len(key), len(value)) + sh.t.growthBytes()); err != nil {
+		if err := s.checkMemory(expRecordBytes(len(key), len(value), int64(ttl)) + orderedKeyBytes(len(key)) + sh.t.growthBytes()); err != nil {
 			return 0, err
 		}
 	}
 	ts := o.committed.Load() + 1
+	var exp int64
+	if ttl > 0 {
+		exp = deadline(s.now(), ttl)
+	}
 	if s.dur != nil {
-		if err := s.logPut(key, value, ts); err != nil {
+		if err := s.logPut(key, value, exp, ts); err != nil {
 			return 0, err
 		}
 	}
-	if s.install(sh, key, h, value, ts, s.activeForInstall()) {
+	if s.install(sh, key, h, value, exp, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
@@ -177,7 +191,7 @@ func (s *Store) del(key string) (existed bool, ts uint64, err error) {
 	sh := &s.shards[shardIndex(h)]
 	sh.lock()
 	defer sh.unlock()
-	if !sh.holdsValue(key, h) {
+	if !sh.holdsLiveValue(key, h, s.now()) {
 		return false, 0, nil
 	}
 	ts = o.committed.Load() + 1
@@ -206,20 +220,22 @@ func (s *Store) activeForInstall() []uint64 {
 	return s.oracle.activeLocked()
 }
 
-// install makes value the newest version of key at ts and reports whether the
-// key did not hold a value before. Requires s.oracle.mu and sh.mu.
-func (s *Store) install(sh *shard, key string, h uint64, value string, ts uint64, active []uint64) (added bool) {
+// install makes value, expiring at exp (0: never), the newest version of
+// key at ts and reports whether the key did not hold a value before. Requires s.oracle.mu and sh.mu.
+func (s *Store) install(sh *shard, key string, h uint64, value string, exp int64, ts uint64, active []uint64) (added bool) {
 	sh.lastCommit = checkTs(ts)
 	i := sh.t.find(key, h)
 	if i < 0 {
-		sh.t.set(sh.t.insert(key, h), key, value, h, ts)
-		s.oracle.mem.Add(recordBytes(len(key), len(value)))
+		sh.t.set(sh.t.insert(key, h), key, value, h, ts, exp)
+		s.oracle.mem.Add(expRecordBytes(len(key), len(value), exp))
+		s.countTTL(0, exp)
 		return true
 	}
 	e, before := sh.accountedEntryAt(i)
 	added = e.deleted()
-	e.push(value, ts, active)
-	sh.t.set(i, key, e.val, h, e.ts)
+	s.countTTL(e.exp, exp)
+	e.push(value, exp, ts, active)
+	sh.t.set(i, key, e.val, h, e.ts, e.exp)
 	s.keepHistory(sh, i, h, e, active, before)
 	return added
 }
@@ -231,8 +247,9 @@ func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint
 	sh.lastCommit = checkTs(ts)
 	i := sh.t.find(key, h)
 	e, before := sh.accountedEntryAt(i)
-	e.push("", ts|tombstoneBit, active)
-	sh.t.set(i, key, "", h, e.ts)
+	s.countTTL(e.exp, 0)
+	e.push("", 0, ts|tombstoneBit, active)
+	sh.t.set(i, key, "", h, e.ts, 0)
 	s.keepHistory(sh, i, h, e, active, before)
 }
 
@@ -388,8 +405,16 @@ func (s *Store) Begin() *Txn {
 	t := &Txn{s: s}
 	t.levels = t.levelBuf[:1]
 	txnBufferPool.Get().(*txnBuffers).attach(t)
-	t.readTs = s.oracle.begin()
+	t.readTs, t.now = s.beginSnapshot()
 	return t
+}
+
+// beginSnapshot registers a new snapshot and returns its read timestamp
+// and the time it was taken (for expiry: see expiry.go).
+func (s *Store) beginSnapshot() (readTs uint64, now int64) {
+	s.oracle.mu.Lock()
+	defer s.oracle.mu.Unlock()
+	return s.oracle.beginLocked(), s.now()
 }
 
 // Update runs fn in a new transaction and commits it. If fn returns an error,

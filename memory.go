@@ -53,18 +53,32 @@ func allocBytes(n int) int64 {
 // value of valLen bytes.
 func recordBytes(keyLen, valLen int) int64 { return allocBytes(recordHeader + keyLen + valLen) }
 
+// expRecordBytes is recordBytes for a record that expires at exp (0:
+// never), which then holds 8 more bytes.
+func expRecordBytes(keyLen, valLen int, exp int64) int64 {
+	if exp == 0 {
+		return recordBytes(keyLen, valLen)
+	}
+	return allocBytes(recordHeader + keyLen + valLen + 8)
+}
+
+// orderedKeyBytes is the memory a key of keyLen bytes takes in its shard's
+// ordered set (internal/ordered): its copy, and its string header in a
+// block, which is between half and fully used (counted at 3/4).
+func orderedKeyBytes(keyLen int) int64 { return allocBytes(keyLen) + 16*4/3 }
+
 // footprint is the memory a key's versions hold, beyond its slot: its
 // newest record, and for each older version the version and the record its
 // value lives in, plus its history entry if it has one.
 func footprint(keyLen int, e entry, hasHistory bool) int64 {
-	n := recordBytes(keyLen, len(e.val))
+	n := expRecordBytes(keyLen, len(e.val), e.exp)
 	if hasHistory {
 		n += histEntryBytes + allocBytes(keyLen)
 	}
 	for v := e.older; v != nil; v = v.older {
 		n += versionBytes
 		if len(v.val) > 0 { // an empty value shares no record
-			n += recordBytes(keyLen, len(v.val))
+			n += expRecordBytes(keyLen, len(v.val), v.exp)
 		}
 	}
 	return n
@@ -75,6 +89,7 @@ func pinnedBytes(key string) int64 { return pinnedEntryBytes + allocBytes(len(ke
 
 // MemoryUsage returns the bytes the store accounts for: its records (keys
 // and values, newest and older versions), the slot arrays of its tables,
+// the ordered sets of keys that listings walk,
 // its bookkeeping of history kept for open transactions, and the buffers
 // of open transactions (reserved a few KiB at a time). The figure follows
 // the Go allocator's rounding, so it tracks the live heap the store holds;

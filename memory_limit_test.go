@@ -24,6 +24,7 @@ func recountMemory(s *Store) int64 {
 			}
 			_, hasHistory := sh.historyOf(sh.t.key(j))
 			n += footprint(len(sh.t.key(j)), sh.entryAt(j), hasHistory)
+			n += orderedKeyBytes(len(sh.t.key(j)))
 		}
 		sh.mu.RUnlock()
 	}

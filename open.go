@@ -182,7 +182,7 @@ func (s *Store) loadSnapshot(ts uint64) error {
 		h := s.hash(p.Key)
 		sh := &s.shards[shardIndex(h)]
 		sh.lock()
-		if s.install(sh, p.Key, h, p.Value, ts, nil) {
+		if s.install(sh, p.Key, h, p.Value, p.ExpireAt, ts, nil) {
 			n++
 		}
 		sh.unlock()

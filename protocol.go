@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -51,7 +52,32 @@ const (
 	// CmdStats is "STATS": answer a JSON object of server figures (see
 	// Stats).
 	CmdStats
+	// CmdExpire is "EXPIRE <key> <seconds>": make key expire in seconds.
+	CmdExpire
+	// CmdTTL is "TTL <key>": answer the seconds key has left to live
+	// (rounded up), or "-1" for a key without a time to live.
+	CmdTTL
+	// CmdPersist is "PERSIST <key>": remove key's time to live.
+	CmdPersist
+	// CmdKeys is "KEYS <prefix>* [LIMIT <n> [AFTER <key>]]": answer the
+	// matching keys in byte order, as a JSON array.
+	CmdKeys
 )
+
+// Limits of KEYS. A listing without LIMIT that would hold more than
+// MaxUnpagedKeys keys, or more than MaxKeysBytes bytes of keys, is an error
+// telling the client to page; LIMIT accepts 1 to MaxKeysLimit. A page stops
+// early, with a "mesg" saying so, once it holds MaxKeysBytes bytes of keys
+// (always at least one key).
+const (
+	MaxUnpagedKeys = 1000
+	MaxKeysLimit   = 10000
+	MaxKeysBytes   = 1 << 20
+)
+
+// MaxExpireSeconds is the longest time to live EXPIRE accepts (about 285
+// years, so that the expiry time fits in 64 bits of nanoseconds).
+const MaxExpireSeconds = 9_000_000_000
 
 var commandNames = [...]string{
 	CmdNone:     "",
@@ -67,6 +93,10 @@ var commandNames = [...]string{
 	CmdCompact:  "COMPACT",
 	CmdAuth:     "AUTH",
 	CmdStats:    "STATS",
+	CmdExpire:   "EXPIRE",
+	CmdTTL:      "TTL",
+	CmdPersist:  "PERSIST",
+	CmdKeys:     "KEYS",
 }
 
 var commandUsage = [...]string{
@@ -82,6 +112,10 @@ var commandUsage = [...]string{
 	CmdCompact:  "COMPACT",
 	CmdAuth:     "AUTH <password>",
 	CmdStats:    "STATS",
+	CmdExpire:   "EXPIRE <key> <seconds>",
+	CmdTTL:      "TTL <key>",
+	CmdPersist:  "PERSIST <key>",
+	CmdKeys:     "KEYS <prefix>* [LIMIT <n> [AFTER <key>]]",
 }
 
 // String returns the canonical (upper-case) name of the command, or
@@ -118,6 +152,16 @@ var (
 	// is not executed; where the client can still read, it gets this error.
 	// ParseRequest never returns it; connection readers do.
 	ErrIncompleteRequest = errors.New("incomplete request")
+	// ErrInvalidArgument: an argument other than a key is malformed or out
+	// of range (EXPIRE's seconds, KEYS's pattern or LIMIT).
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// Argument errors of EXPIRE and KEYS.
+var (
+	errBadSeconds = fmt.Errorf("%w: seconds must be an integer from 1 to %d", ErrInvalidArgument, MaxExpireSeconds)
+	errBadPattern = fmt.Errorf("%w: the pattern must be * or <prefix>* (a literal prefix, then one *)", ErrInvalidArgument)
+	errBadLimit   = fmt.Errorf("%w: LIMIT must be an integer from 1 to %d", ErrInvalidArgument, MaxKeysLimit)
 )
 
 // wrongArgs holds one preallocated error per command, so that argument
@@ -138,11 +182,18 @@ func init() {
 type Request struct {
 	// Cmd is the command.
 	Cmd Command
-	// Key is the key for PUT, GET and DEL; nil otherwise.
+	// Key is the key for PUT, GET, DEL, EXPIRE, TTL and PERSIST, and the
+	// pattern (ending in "*") for KEYS; nil otherwise.
 	Key []byte
 	// Value is the value for PUT (possibly empty, never nil for PUT), or
 	// the password for AUTH; nil otherwise.
 	Value []byte
+	// Seconds is EXPIRE's time to live; 0 otherwise.
+	Seconds int64
+	// Limit is KEYS's page size (0: no LIMIT, an unpaged listing).
+	Limit int
+	// After is KEYS's AFTER key: the listing starts after it. nil: no AFTER.
+	After []byte
 
 	// parsed is set by ParseRequest: the request is known to be valid, so
 	// Session.Execute need not check it again.
@@ -184,7 +235,9 @@ func ParseRequest(line []byte) (Request, error) {
 	req := Request{Cmd: cmd, parsed: true}
 	i = skipSeparators(line, j)
 	switch cmd {
-	case CmdGet, CmdDel, CmdPut:
+	case CmdExpire, CmdKeys:
+		return parseArgs(req, line, i)
+	case CmdGet, CmdDel, CmdPut, CmdTTL, CmdPersist:
 		if i == len(line) {
 			return Request{}, wrongArgs[cmd]
 		}
@@ -223,6 +276,107 @@ func ParseRequest(line []byte) (Request, error) {
 	return req, nil
 }
 
+// parseArgs parses the arguments of EXPIRE and KEYS, which start at line[i].
+func parseArgs(req Request, line []byte, i int) (Request, error) {
+	var toks [5][]byte
+	n := 0
+	for i < len(line) {
+		if n == len(toks) {
+			return Request{}, wrongArgs[req.Cmd]
+		}
+		j := tokenEnd(line, i)
+		toks[n] = line[i:j:j]
+		n++
+		i = skipSeparators(line, j)
+	}
+	if n == 0 {
+		return Request{}, wrongArgs[req.Cmd]
+	}
+	req.Key = toks[0]
+	if req.Cmd == CmdExpire {
+		if n != 2 {
+			return Request{}, wrongArgs[req.Cmd]
+		}
+		secs, ok := parsePositive(toks[1], MaxExpireSeconds)
+		if !ok {
+			return Request{}, errBadSeconds
+		}
+		req.Seconds = secs
+		return req, req.checkArgs()
+	}
+	switch {
+	case n == 1:
+	case (n == 3 || n == 5) && equalFold(toks[1], "LIMIT"):
+		limit, ok := parsePositive(toks[2], MaxKeysLimit)
+		if !ok {
+			return Request{}, errBadLimit
+		}
+		req.Limit = int(limit)
+		if n == 5 {
+			if !equalFold(toks[3], "AFTER") {
+				return Request{}, wrongArgs[req.Cmd]
+			}
+			req.After = toks[4]
+		}
+	default:
+		return Request{}, wrongArgs[req.Cmd]
+	}
+	return req, req.checkArgs()
+}
+
+// parsePositive parses a decimal integer from 1 to max, without signs or
+// leading zeros' trouble (they are accepted), without allocating.
+func parsePositive(b []byte, max int64) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, v >= 1 && v <= max
+}
+
+// checkArgs checks the arguments of EXPIRE and KEYS that both ParseRequest
+// and Validate check.
+func (r Request) checkArgs() error {
+	if !validKey(r.Key) {
+		return ErrInvalidKey
+	}
+	switch r.Cmd {
+	case CmdExpire:
+		if r.Seconds < 1 || r.Seconds > MaxExpireSeconds {
+			return errBadSeconds
+		}
+	case CmdKeys:
+		if r.Key[len(r.Key)-1] != '*' {
+			return errBadPattern
+		}
+		if r.Limit < 0 || r.Limit > MaxKeysLimit {
+			return errBadLimit
+		}
+		if r.After != nil && (r.Limit == 0 || !validKey(r.After)) {
+			if r.Limit == 0 {
+				return wrongArgs[r.Cmd]
+			}
+			return ErrInvalidKey
+		}
+	}
+	return nil
+}
+
+// KeysPrefix returns the prefix a KEYS request lists: its pattern without
+// the final "*".
+func (r Request) KeysPrefix() []byte {
+	if r.Cmd != CmdKeys || len(r.Key) == 0 {
+		return nil
+	}
+	return r.Key[:len(r.Key)-1]
+}
+
 // Validate reports whether r is a well-formed request, with the same errors
 // ParseRequest returns. Session.Execute calls it for requests that were not
 // produced by ParseRequest.
@@ -230,8 +384,19 @@ func (r Request) Validate() error {
 	if r.Cmd == CmdNone || int(r.Cmd) >= len(commandNames) {
 		return fmt.Errorf("%w: %s", ErrUnknownCommand, r.Cmd)
 	}
+	if r.Cmd != CmdExpire && r.Seconds != 0 || r.Cmd != CmdKeys && (r.Limit != 0 || r.After != nil) {
+		return wrongArgs[r.Cmd]
+	}
 	switch r.Cmd {
-	case CmdGet, CmdDel, CmdPut:
+	case CmdExpire, CmdKeys:
+		if len(r.Key) == 0 || r.Value != nil {
+			return wrongArgs[r.Cmd]
+		}
+		if !utf8.Valid(r.Key) || !utf8.Valid(r.After) {
+			return ErrInvalidUTF8
+		}
+		return r.checkArgs()
+	case CmdGet, CmdDel, CmdPut, CmdTTL, CmdPersist:
 		if len(r.Key) == 0 {
 			return wrongArgs[r.Cmd]
 		}
@@ -275,10 +440,21 @@ func (r Request) String() string {
 	switch r.Cmd {
 	case CmdPut:
 		return r.Cmd.String() + " " + string(r.Key) + " " + string(r.Value)
-	case CmdGet, CmdDel:
+	case CmdGet, CmdDel, CmdTTL, CmdPersist:
 		return r.Cmd.String() + " " + string(r.Key)
 	case CmdAuth:
 		return r.Cmd.String() + " " + string(r.Value)
+	case CmdExpire:
+		return r.Cmd.String() + " " + string(r.Key) + " " + strconv.FormatInt(r.Seconds, 10)
+	case CmdKeys:
+		s := r.Cmd.String() + " " + string(r.Key)
+		if r.Limit != 0 {
+			s += " LIMIT " + strconv.Itoa(r.Limit)
+		}
+		if r.After != nil {
+			s += " AFTER " + string(r.After)
+		}
+		return s
 	}
 	return r.Cmd.String()
 }
@@ -309,6 +485,8 @@ func lookupCommand(tok []byte) Command {
 			return CmdPut
 		case equalFold(tok, "DEL"):
 			return CmdDel
+		case equalFold(tok, "TTL"):
+			return CmdTTL
 		}
 	case 4:
 		switch {
@@ -322,6 +500,8 @@ func lookupCommand(tok []byte) Command {
 			return CmdHelp
 		case equalFold(tok, "AUTH"):
 			return CmdAuth
+		case equalFold(tok, "KEYS"):
+			return CmdKeys
 		}
 	case 5:
 		switch {
@@ -331,11 +511,17 @@ func lookupCommand(tok []byte) Command {
 			return CmdStats
 		}
 	case 6:
-		if equalFold(tok, "COMMIT") {
+		switch {
+		case equalFold(tok, "COMMIT"):
 			return CmdCommit
+		case equalFold(tok, "EXPIRE"):
+			return CmdExpire
 		}
 	case 7:
-		if equalFold(tok, "COMPACT") {
+		switch {
+		case equalFold(tok, "PERSIST"):
+			return CmdPersist
+		case equalFold(tok, "COMPACT"):
 			return CmdCompact
 		}
 	case 8:
@@ -424,16 +610,23 @@ func (s Status) String() string {
 //
 //	{"status":"Ok"}
 //	{"status":"Ok","result":"<value>"}
+//	{"status":"Ok","result":["<key>","<key>"]}
 //	{"status":"Ok","mesg":"Bye"}
 //	{"status":"Error","mesg":"key not found: k"}
 type Response struct {
 	// Status is Ok or Error.
 	Status Status
-	// Result is the value returned by GET (or PING, HELP). It is encoded
-	// only when HasResult is true, so an empty value is "result":"".
+	// Result is the value returned by GET (or PING, HELP, TTL). It is
+	// encoded only when HasResult is true, so an empty value is
+	// "result":"".
 	Result string
 	// HasResult says whether "result" is present.
 	HasResult bool
+	// List is the result of KEYS: when IsList is true (with HasResult),
+	// "result" is a JSON array of List's strings (an empty one for a nil
+	// List) and Result is ignored.
+	List   []string
+	IsList bool
 	// Mesg is human-readable context. It is encoded when non-empty, and
 	// always for an Error.
 	Mesg string
@@ -452,7 +645,19 @@ func AppendResponse(dst []byte, r Response) []byte {
 	} else {
 		dst = append(dst, `{"status":"Error"`...)
 	}
-	if r.HasResult {
+	switch {
+	case r.HasResult && r.IsList:
+		dst = append(dst, `,"result":[`...)
+		for i, s := range r.List {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = appendJSONString(dst, s)
+			dst = append(dst, '"')
+		}
+		dst = append(dst, ']')
+	case r.HasResult:
 		dst = append(dst, `,"result":"`...)
 		dst = appendJSONString(dst, r.Result)
 		dst = append(dst, '"')
@@ -553,9 +758,9 @@ func appendJSONString(dst []byte, s string) []byte {
 // "Error"; it does not check field order.
 func ParseResponse(line []byte) (Response, error) {
 	var raw struct {
-		Status *string `json:"status"`
-		Result *string `json:"result"`
-		Mesg   *string `json:"mesg"`
+		Status *string          `json:"status"`
+		Result *json.RawMessage `json:"result"`
+		Mesg   *string          `json:"mesg"`
 	}
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return Response{}, fmt.Errorf("kvstore: bad response %q: %w", line, err)
@@ -572,7 +777,18 @@ func ParseResponse(line []byte) (Response, error) {
 		return Response{}, fmt.Errorf("kvstore: bad response %q: status %q", line, *raw.Status)
 	}
 	if raw.Result != nil {
-		r.Result, r.HasResult = *raw.Result, true
+		r.HasResult = true
+		var err error
+		if b := bytes.TrimLeft(*raw.Result, " \t\r\n"); len(b) > 0 && b[0] == '[' {
+			r.IsList = true
+			r.List = []string{}
+			err = json.Unmarshal(b, &r.List)
+		} else {
+			err = json.Unmarshal(b, &r.Result)
+		}
+		if err != nil {
+			return Response{}, fmt.Errorf("kvstore: bad response %q: result: %w", line, err)
+		}
 	}
 	if raw.Mesg != nil {
 		r.Mesg = *raw.Mesg

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -201,11 +202,14 @@ func referenceResponse(t testing.TB, r Response) string {
 	t.Helper()
 	var v struct {
 		Status string  `json:"status"`
-		Result *string `json:"result,omitempty"`
+		Result any     `json:"result,omitempty"`
 		Mesg   *string `json:"mesg,omitempty"`
 	}
 	v.Status = r.Status.String()
-	if r.HasResult {
+	switch {
+	case r.HasResult && r.IsList:
+		v.Result = append([]string{}, r.List...)
+	case r.HasResult:
 		v.Result = &r.Result
 	}
 	if r.Mesg != "" || r.Status == StatusError {
@@ -231,6 +235,8 @@ func TestProtocolAppendResponse(t *testing.T) {
 		{Response{Mesg: "Bye"}, `{"status":"Ok","mesg":"Bye"}` + "\n"},
 		{Response{Status: StatusError, Mesg: "key not found: nobody"}, `{"status":"Error","mesg":"key not found: nobody"}` + "\n"},
 		{Response{Status: StatusError}, `{"status":"Error","mesg":""}` + "\n"},
+		{Response{HasResult: true, IsList: true}, `{"status":"Ok","result":[]}` + "\n"},
+		{Response{HasResult: true, IsList: true, List: []string{"a", "b\"c"}, Mesg: "m"}, `{"status":"Ok","result":["a","b\"c"],"mesg":"m"}` + "\n"},
 		{Response{HasResult: true, Result: `{"first_name": "George", "role": "President"}`},
 			`{"status":"Ok","result":"{\"first_name\": \"George\", \"role\": \"President\"}"}` + "\n"},
 		{Response{HasResult: true, Result: "<a&b>"}, `{"status":"Ok","result":"<a&b>"}` + "\n"},
@@ -269,7 +275,7 @@ func TestProtocolEncodingMatchesEncodingJSON(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseResponse(%q): %v", got, err)
 			}
-			if utf8.ValidString(s) && back != r {
+			if utf8.ValidString(s) && !reflect.DeepEqual(back, r) {
 				t.Errorf("round trip of %q = %+v", s, back)
 			}
 		}

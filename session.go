@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"iter"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxTxnDepth is the nesting limit a Session (and so a Server)
@@ -14,7 +16,7 @@ import (
 const DefaultMaxTxnDepth = 100
 
 // helpText is the result of HELP.
-const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | START | COMMIT | ROLLBACK | PING | HELP | STATS | AUTH <password> | COMPACT | EXIT (or QUIT)"
+const helpText = "commands: PUT <key> <value> | GET <key> | DEL <key> | EXPIRE <key> <seconds> | TTL <key> | PERSIST <key> | KEYS <prefix>* [LIMIT <n> [AFTER <key>]] | START | COMMIT | ROLLBACK | PING | HELP | STATS | AUTH <password> | COMPACT | EXIT (or QUIT)"
 
 // Messages of the errors a Session answers with. Protocol errors use the
 // text of the error returned by ParseRequest.
@@ -28,6 +30,8 @@ const (
 	mesgAuthNeeded  = "authentication required: send AUTH <password> first"
 	mesgBadPassword = "invalid password"
 	mesgNoPassword  = "no password is set: AUTH is not needed"
+	mesgTooManyKeys = "too many keys to list at once: page with KEYS <pattern> LIMIT <n> [AFTER <last key of the previous page>]"
+	mesgPageCut     = "page cut at the size limit: continue with AFTER the last key"
 )
 
 // Session is one client's state: the store it works on and its open
@@ -235,7 +239,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		if s.txn == nil {
 			// The store copies key and value (one allocation), so views
 			// of the line buffer are enough.
-			if _, err := s.store.put(bytesView(req.Key), bytesView(req.Value)); err != nil {
+			if _, err := s.store.put(bytesView(req.Key), bytesView(req.Value), 0); err != nil {
 				return s.txnError(dst, err), false
 			}
 			s.counts.commits.Add(1)
@@ -324,6 +328,49 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			st = s.storeStats()
 		}
 		return appendStats(dst, st), false
+	case CmdExpire, CmdPersist:
+		key := string(req.Key)
+		var existed bool
+		var err error
+		switch {
+		case s.txn == nil:
+			// Execute waits for the log, once per response or batch.
+			existed, _, err = s.store.setExpiry(key, time.Duration(req.Seconds)*time.Second, req.Cmd == CmdPersist)
+		case req.Cmd == CmdPersist:
+			existed, err = s.txn.Persist(key)
+		default:
+			existed, err = s.txn.Expire(key, time.Duration(req.Seconds)*time.Second)
+		}
+		if err != nil {
+			return s.txnError(dst, err), false
+		}
+		if !existed {
+			return appendError(dst, mesgKeyNotFound, key), false
+		}
+		return appendOk(dst), false
+
+	case CmdTTL:
+		var ttl time.Duration
+		var ok bool
+		if s.txn == nil {
+			ttl, ok = s.store.TTL(bytesView(req.Key))
+		} else {
+			ttl, ok = s.txn.TTL(bytesView(req.Key))
+		}
+		if !ok {
+			return appendError(dst, mesgKeyNotFound, bytesView(req.Key)), false
+		}
+		secs := int64(-1)
+		if ttl > 0 {
+			secs = int64((ttl + time.Second - 1) / time.Second) // rounded up
+		}
+		dst = append(dst, `{"status":"Ok","result":"`...)
+		dst = strconv.AppendInt(dst, secs, 10)
+		return append(dst, "\"}\n"...), false
+
+	case CmdKeys:
+		return s.keys(dst, req), false
+
 	case CmdPing:
 		return appendResult(dst, "PONG"), false
 	case CmdHelp:
@@ -341,6 +388,55 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		return AppendResponse(dst, Response{Mesg: "Bye"}), true
 	}
 	return appendError(dst, ErrUnknownCommand.Error(), ""), false
+}
+
+// keys answers KEYS: the keys of the prefix in byte order, in the
+// transaction if one is open, as a JSON array, within the limits described
+// at MaxUnpagedKeys.
+func (s *Session) keys(dst []byte, req Request) []byte {
+	prefix := string(req.KeysPrefix())
+	after := string(req.After)
+	var seq iter.Seq2[string, string]
+	if s.txn == nil {
+		seq = s.store.AscendAfter(prefix, after)
+	} else {
+		seq = s.txn.AscendAfter(prefix, after)
+	}
+	limit := req.Limit
+	if limit == 0 {
+		limit = MaxUnpagedKeys
+	}
+	start := len(dst)
+	dst = append(dst, `{"status":"Ok","result":[`...)
+	n, full, cut := 0, false, false
+	for k := range seq {
+		if n == limit {
+			full = true // an unpaged listing has one more key than it may hold
+			break
+		}
+		if n > 0 && len(dst)-start+len(k) > MaxKeysBytes {
+			cut = true
+			break
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = appendJSONString(dst, k)
+		dst = append(dst, '"')
+		n++
+		if n == req.Limit {
+			break // a page reads no further than its last key
+		}
+	}
+	if req.Limit == 0 && (full || cut) {
+		return appendError(dst[:start], mesgTooManyKeys, "")
+	}
+	dst = append(dst, ']')
+	if cut {
+		dst = append(dst, `,"mesg":"`+mesgPageCut+`"`...)
+	}
+	return append(dst, "}\n"...)
 }
 
 // txnError appends the response for an error returned by the engine.

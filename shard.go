@@ -41,7 +41,7 @@ type shard struct {
 	// tombstone it would have found may have been removed. Written and read
 	// under the oracle's mutex.
 	collected [collectBuckets]uint64
-	_         [16]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
+	_         [8]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
 }
 
 // history is what a key keeps for open snapshots besides its newest version:
@@ -94,19 +94,21 @@ func (sh *shard) unlock() {
 	sh.mu.Unlock()
 }
 
-// get returns the newest value of key, whose hash is h, without the lock.
-func (sh *shard) get(key string, h uint64) (value string, ok bool) {
-	value, ok, _ = sh.getAt(key, h, maxTs)
-	return value, ok
+// get returns the newest value of key, whose hash is h, and its expiry time
+// (0 for none), without the lock. The caller checks the expiry.
+func (sh *shard) get(key string, h uint64) (value string, exp int64, ok bool) {
+	value, exp, ok, _ = sh.getAt(key, h, maxTs)
+	return value, exp, ok
 }
 
 // getAt returns the value of key, whose hash is h, in the snapshot at
-// readTs, when the newest version answers: the key has no version at all
+// readTs, and its expiry time (0 for none; the caller checks it), when the
+// newest version answers: the key has no version at all
 // (history is only kept for keys in the table), or its newest one is at or
 // before readTs. Otherwise known is false and the caller must read the
 // history under the lock. It takes no lock unless writers keep changing the
 // shard during optimisticReads probes.
-func (sh *shard) getAt(key string, h, readTs uint64) (value string, ok, known bool) {
+func (sh *shard) getAt(key string, h, readTs uint64) (value string, exp int64, ok, known bool) {
 	for range optimisticReads {
 		if seq := sh.seq.Load(); seq&1 == 0 {
 			rec, meta, found := sh.t.lookup(key, h)
@@ -119,7 +121,7 @@ func (sh *shard) getAt(key string, h, readTs uint64) (value string, ok, known bo
 }
 
 // getAtLocked is getAt under the read lock.
-func (sh *shard) getAtLocked(key string, h, readTs uint64) (value string, ok, known bool) {
+func (sh *shard) getAtLocked(key string, h, readTs uint64) (value string, exp int64, ok, known bool) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	i, rec, meta := probe(sh.t.slots, key, h)
@@ -127,21 +129,21 @@ func (sh *shard) getAtLocked(key string, h, readTs uint64) (value string, ok, kn
 }
 
 // newestAt answers getAt from the key's slot.
-func newestAt(rec unsafe.Pointer, meta uint64, found bool, readTs uint64) (value string, ok, known bool) {
+func newestAt(rec unsafe.Pointer, meta uint64, found bool, readTs uint64) (value string, exp int64, ok, known bool) {
 	switch {
 	case !found:
-		return "", false, true
+		return "", 0, false, true
 	case meta&maxTs > readTs:
-		return "", false, false
+		return "", 0, false, false
 	case meta&slotTombBit != 0:
-		return "", false, true
+		return "", 0, false, true
 	}
-	return recValue(rec), true, true
+	return recValue(rec), slotExpiry(rec, meta), true, true
 }
 
 // entryAt returns the versions of the key in slot i. Requires sh.mu.
 func (sh *shard) entryAt(i int) entry {
-	e := entry{val: sh.t.value(i), ts: sh.t.ts(i)}
+	e := entry{val: sh.t.value(i), ts: sh.t.ts(i), exp: sh.t.exp(i)}
 	if len(sh.hist) > 0 {
 		e.older = sh.hist[sh.t.key(i)].older
 	}
@@ -179,6 +181,13 @@ func (sh *shard) load(key string, h uint64) (entry, bool) {
 func (sh *shard) holdsValue(key string, h uint64) bool {
 	i := sh.t.find(key, h)
 	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0
+}
+
+// holdsLiveValue reports whether the newest version of key holds a value
+// that has not expired at now. Requires sh.mu.
+func (sh *shard) holdsLiveValue(key string, h uint64, now int64) bool {
+	i := sh.t.find(key, h)
+	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0 && !expired(sh.t.exp(i), now)
 }
 
 // setHistory records what key keeps besides its newest version; ok false

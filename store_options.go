@@ -22,6 +22,8 @@ type storeConfig struct {
 	recoverTruncate bool
 	logger          *slog.Logger
 	fs              wal.FS
+
+	clock Clock // nil: time.Now
 }
 
 func defaultStoreConfig() storeConfig {

@@ -1,11 +1,15 @@
 package kvstore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"strings"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/kvd-dev/kvstore/internal/ordered"
 )
 
 // table is an open-addressing hash table (linear probing, backward-shift
@@ -27,6 +31,13 @@ type table struct {
 	n     int                    // occupied slots
 	seed  maphash.Seed           // the store's, to rehash keys when slots move
 	mem   *atomic.Int64          // the store's memory account, or nil
+
+	// keys holds the key of every occupied slot in byte order, for
+	// listings (see iterate.go). insert and remove keep it in step with
+	// the slots; it owns copies of the keys, because a slot's record is
+	// replaced on every write. nil until the first insert (a pointer keeps
+	// the shard within its cache lines).
+	keys *ordered.Set
 }
 
 // slot is one key's newest version. rec is nil in an empty slot.
@@ -36,9 +47,12 @@ type slot struct {
 }
 
 const (
-	// maxTs is the largest commit timestamp a slot holds: 2^55-1, a
+	// maxTs is the largest commit timestamp a slot holds: 2^54-1, half a
 	// century of ten million commits a second.
-	maxTs        = 1<<55 - 1
+	maxTs = 1<<54 - 1
+	// slotExpBit says that the slot's record ends with an expiry time
+	// (see expiry.go).
+	slotExpBit   = 1 << 54
 	slotTombBit  = 1 << 55
 	slotTagShift = 56
 
@@ -75,17 +89,40 @@ func checkRecordSize(keyLen, valLen int) error {
 }
 
 // newRecord returns a record holding key and val: the key's length and the
-// value's as two uint32s, then the key's bytes, then the value's (callers
-// check the lengths first: see checkRecordSize). Records are never modified
-// once made, so a reader that loads a record's address
-// sees all of it.
-func newRecord(key, val string) unsafe.Pointer {
-	rec := make([]byte, recordHeader+len(key)+len(val))
+// value's as two uint32s, then the key's bytes, then the value's, then,
+// only when exp is not 0, the expiry time as 8 little-endian bytes (the
+// slot's slotExpBit says so). Records are never modified once made, so a
+// reader that loads a record's address sees all of it.
+func newRecord(key, val string, exp int64) unsafe.Pointer {
+	n := recordHeader + len(key) + len(val)
+	size := n
+	if exp != 0 {
+		size += 8
+	}
+	rec := make([]byte, size)
 	*(*uint32)(unsafe.Pointer(&rec[0])) = uint32(len(key))
 	*(*uint32)(unsafe.Pointer(&rec[4])) = uint32(len(val))
 	copy(rec[recordHeader:], key)
 	copy(rec[recordHeader+len(key):], val)
+	if exp != 0 {
+		binary.LittleEndian.PutUint64(rec[n:], uint64(exp))
+	}
 	return unsafe.Pointer(&rec[0])
+}
+
+// recExpiry returns the expiry time stored at the end of a record whose
+// slot has slotExpBit.
+func recExpiry(rec unsafe.Pointer) int64 {
+	n := recordHeader + recKeyLen(rec) + int(*(*uint32)(unsafe.Add(rec, 4)))
+	return int64(binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(rec, n)), 8)))
+}
+
+// slotExpiry returns the expiry time of a slot's record, or 0.
+func slotExpiry(rec unsafe.Pointer, meta uint64) int64 {
+	if meta&slotExpBit == 0 {
+		return 0
+	}
+	return recExpiry(rec)
 }
 
 func recKeyLen(rec unsafe.Pointer) int { return int(*(*uint32)(rec)) }
@@ -111,10 +148,14 @@ func (sl *slot) load() (unsafe.Pointer, uint64) {
 	return atomic.LoadPointer(&sl.rec), atomic.LoadUint64(&sl.meta)
 }
 
-// packMeta packs a commit timestamp (with tombstoneBit for a deletion) and
-// the key's hash into a slot's meta word.
-func packMeta(ts, h uint64) uint64 {
+// packMeta packs a commit timestamp (with tombstoneBit for a deletion), the
+// key's hash and whether the record holds an expiry time into a slot's meta
+// word.
+func packMeta(ts, h uint64, hasExp bool) uint64 {
 	meta := ts&maxTs | tag(h)<<slotTagShift
+	if hasExp {
+		meta |= slotExpBit
+	}
 	if ts&tombstoneBit != 0 {
 		meta |= slotTombBit
 	}
@@ -181,12 +222,14 @@ func (t *table) find(key string, h uint64) int {
 func (t *table) key(i int) string   { return recKey(t.slots[i].rec) }
 func (t *table) value(i int) string { return recValue(t.slots[i].rec) }
 func (t *table) ts(i int) uint64    { return metaTs(t.slots[i].meta) }
+func (t *table) exp(i int) int64    { return slotExpiry(t.slots[i].rec, t.slots[i].meta) }
 
 // set makes slot i hold key and val, committed at ts (with tombstoneBit for
-// a deletion). Requires the shard's lock, held as a writer.
-func (t *table) set(i int, key, val string, h, ts uint64) {
-	atomic.StorePointer(&t.slots[i].rec, newRecord(key, val))
-	atomic.StoreUint64(&t.slots[i].meta, packMeta(ts, h))
+// a deletion) and expiring at exp (0: never). Requires the shard's lock,
+// held as a writer.
+func (t *table) set(i int, key, val string, h, ts uint64, exp int64) {
+	atomic.StorePointer(&t.slots[i].rec, newRecord(key, val, exp))
+	atomic.StoreUint64(&t.slots[i].meta, packMeta(ts, h, exp != 0))
 }
 
 // insert adds key, which must not be in the table, and returns the index of
@@ -201,6 +244,13 @@ func (t *table) insert(key string, h uint64) int {
 		i = (i + 1) & mask
 	}
 	t.n++
+	if t.keys == nil {
+		t.keys = new(ordered.Set)
+	}
+	t.keys.Insert(strings.Clone(key))
+	if t.mem != nil {
+		t.mem.Add(orderedKeyBytes(len(key)))
+	}
 	return i
 }
 
@@ -256,6 +306,9 @@ func (t *table) resize(size int) {
 // it, so that every key stays reachable from its home slot, then shrinks a
 // sparse table. Requires the shard's lock, as a writer.
 func (t *table) remove(i int) {
+	if k := recKey(t.slots[i].rec); t.keys.Delete(k) && t.mem != nil {
+		t.mem.Add(-orderedKeyBytes(len(k)))
+	}
 	mask := len(t.slots) - 1
 	for {
 		t.store(i, slot{})

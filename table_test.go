@@ -35,11 +35,11 @@ func TestTableAgainstMap(t *testing.T) {
 				delete(want, k)
 			case i >= 0:
 				v := fmt.Sprint(step)
-				tb.set(i, k, v, h, uint64(step))
+				tb.set(i, k, v, h, uint64(step), int64(step%3))
 				want[k] = v
 			default:
 				v := fmt.Sprint(step)
-				tb.set(tb.insert(k, h), k, v, h, uint64(step))
+				tb.set(tb.insert(k, h), k, v, h, uint64(step), int64(step%3))
 				want[k] = v
 			}
 			if tb.n != len(want) {
@@ -71,18 +71,25 @@ func TestTableEmptyKeyAndValue(t *testing.T) {
 
 func TestTimestampFitsSlot(t *testing.T) {
 	for _, ts := range []uint64{1, maxTs, maxTs | tombstoneBit} {
-		meta := packMeta(ts, 0xAB<<56)
-		if metaTs(meta) != ts || meta>>slotTagShift != 0xAB {
-			t.Errorf("slot holding ts %#x reads back %#x, tag %#x", ts, metaTs(meta), meta>>slotTagShift)
+		for _, hasExp := range []bool{false, true} {
+			meta := packMeta(ts, 0xAB<<56, hasExp)
+			if metaTs(meta) != ts || meta>>slotTagShift != 0xAB || (meta&slotExpBit != 0) != hasExp {
+				t.Errorf("slot holding ts %#x (expiry %v) reads back %#x, tag %#x, meta %#x", ts, hasExp, metaTs(meta), meta>>slotTagShift, meta)
+			}
 		}
 	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {
 	for _, kv := range [][2]string{{"", ""}, {"k", ""}, {"", "v"}, {"key", "value with spaces"}} {
-		rec := newRecord(kv[0], kv[1])
-		if recKey(rec) != kv[0] || recValue(rec) != kv[1] {
-			t.Errorf("record of %q, %q reads back %q, %q", kv[0], kv[1], recKey(rec), recValue(rec))
+		for _, exp := range []int64{0, 1, -5, 1<<63 - 1} {
+			rec := newRecord(kv[0], kv[1], exp)
+			if recKey(rec) != kv[0] || recValue(rec) != kv[1] {
+				t.Errorf("record of %q, %q reads back %q, %q", kv[0], kv[1], recKey(rec), recValue(rec))
+			}
+			if got := slotExpiry(rec, packMeta(1, 0, exp != 0)); got != exp {
+				t.Errorf("record of %q, %q expiring at %d reads back expiry %d", kv[0], kv[1], exp, got)
+			}
 		}
 	}
 }
@@ -98,7 +105,7 @@ func TestTableShrinksAfterRemovals(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprint("k", i)
 		h := maphash.String(seed, keys[i])
-		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1)
+		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1, 0)
 	}
 	if len(tb.slots) < n {
 		t.Fatalf("%d slots for %d keys", len(tb.slots), n)
@@ -117,13 +124,13 @@ func TestTableShrinksAfterRemovals(t *testing.T) {
 	// Just past a shrink: one key in and out, many times, never resizes.
 	for i := range 100 {
 		h := maphash.String(seed, keys[i])
-		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1)
+		tb.set(tb.insert(keys[i], h), keys[i], "v", h, 1, 0)
 	}
 	before := &tb.slots[0]
 	for range 1000 {
 		k := keys[len(keys)-1]
 		h := maphash.String(seed, k)
-		tb.set(tb.insert(k, h), k, "v", h, 1)
+		tb.set(tb.insert(k, h), k, "v", h, 1, 0)
 		tb.remove(tb.find(k, h))
 		if &tb.slots[0] != before {
 			t.Fatal("a put and a delete of one key resized the table")

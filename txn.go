@@ -1,5 +1,7 @@
 package kvstore
 
+import "time"
+
 // Txn is a transaction: a snapshot of the store to read from, a buffer of
 // writes, and the set of keys read, checked for conflicts at commit. It may
 // be nested: Begin opens a level, and Commit and Rollback end the innermost
@@ -11,7 +13,15 @@ package kvstore
 type Txn struct {
 	s        *Store
 	readTs   uint64
+	now      int64 // the clock when the snapshot was taken, unix nanoseconds
 	readOnly bool
+
+	// minExp is the earliest expiry time of the versions the transaction
+	// read (0: none): once it has passed, one of them has expired since
+	// the snapshot, and the commit conflicts.
+	minExp int64
+	// ranges are the key ranges the transaction listed; see keyRange.
+	ranges []keyRange
 
 	// levels holds the writes of each open level, outermost first.
 	// len(levels) is the depth; nil once the outermost level has ended.
@@ -36,10 +46,12 @@ type Txn struct {
 	noWait   bool
 }
 
-// write is one buffered write: a value, or a deletion.
+// write is one buffered write: a value, or a deletion. A value with a ttl
+// expires ttl after the commit that publishes it.
 type write struct {
 	val string
 	del bool
+	ttl time.Duration
 }
 
 // Depth returns the number of open levels: 1 for a transaction without
@@ -50,15 +62,37 @@ func (t *Txn) Depth() int { return len(t.levels) }
 // write of key if any, else the value in its snapshot. After the transaction
 // has ended, Get reports every key missing. Get does not retain key.
 func (t *Txn) Get(key string) (value string, ok bool) {
+	value, _, ok = t.get(key)
+	return value, ok
+}
+
+// get is Get that also returns the key's time to live: the buffered one
+// for the transaction's own write, else the time left at the snapshot.
+func (t *Txn) get(key string) (value string, ttl time.Duration, ok bool) {
 	if len(t.levels) == 0 {
-		return "", false
+		return "", 0, false
 	}
 	h := t.s.hash(key)
 	if w, found := t.ownWrite(key, h); found {
-		return w.val, !w.del
+		return w.val, w.ttl, !w.del
 	}
 	t.recordRead(key, h)
-	return t.s.readAt(key, h, t.readTs)
+	v, exp, ok := t.s.readAt(key, h, t.readTs, t.now)
+	if !ok {
+		return "", 0, false
+	}
+	if exp != 0 {
+		t.sawExpiry(exp)
+		ttl = time.Duration(exp - t.now)
+	}
+	return v, ttl, true
+}
+
+// sawExpiry records that the transaction read a version expiring at exp.
+func (t *Txn) sawExpiry(exp int64) {
+	if !t.readOnly && (t.minExp == 0 || exp < t.minExp) {
+		t.minExp = exp
+	}
 }
 
 // ownWrite returns the innermost buffered write of key.

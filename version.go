@@ -16,6 +16,7 @@ const tombstoneBit = 1 << 63
 type entry struct {
 	val   string
 	ts    uint64 // commit timestamp | tombstoneBit for a deletion
+	exp   int64  // expiry time in unix nanoseconds, 0 for none (see expiry.go)
 	older *version
 }
 
@@ -24,6 +25,7 @@ type entry struct {
 type version struct {
 	val   string
 	ts    uint64
+	exp   int64
 	older *version
 	// owner is the read timestamp of the newest open snapshot that sees
 	// this version. No newer snapshot can ever see it, so the version may
@@ -38,34 +40,35 @@ func (e *entry) deleted() bool    { return e.ts&tombstoneBit != 0 }
 // live reports whether the newest version holds a value.
 func (e *entry) live() bool { return e.ts&tombstoneBit == 0 }
 
-// readAt returns the value visible to a snapshot at readTs: the newest version
-// committed at or before readTs. ok is false when that version is a tombstone
-// or when the key did not exist yet.
-func (e *entry) readAt(readTs uint64) (val string, ok bool) {
+// readAt returns the value visible to a snapshot at readTs taken at time
+// now (unix nanoseconds): the newest version committed at or before readTs,
+// and its expiry time. ok is false when that version is a tombstone, has
+// expired by now, or when the key did not exist yet.
+func (e *entry) readAt(readTs uint64, now int64) (val string, exp int64, ok bool) {
 	if e.commitTs() <= readTs {
-		return e.val, e.live()
+		return e.val, e.exp, e.live() && !expired(e.exp, now)
 	}
 	for v := e.older; v != nil; v = v.older {
 		if v.ts&^tombstoneBit <= readTs {
-			return v.val, v.ts&tombstoneBit == 0
+			return v.val, v.exp, v.ts&tombstoneBit == 0 && !expired(v.exp, now)
 		}
 	}
-	return "", false
+	return "", 0, false
 }
 
 // push makes (val, ts) the newest version and moves the previous newest one
 // into the history, then drops the history no snapshot in active can see.
 // active holds the read timestamps of open transactions in ascending order,
 // all below ts.
-func (e *entry) push(val string, ts uint64, active []uint64) {
+func (e *entry) push(val string, exp int64, ts uint64, active []uint64) {
 	if len(active) == 0 || active[len(active)-1] < e.commitTs() && e.older == nil {
 		// Nobody can see the old newest version once ts is published: the
 		// common case, without allocating.
-		*e = entry{val: val, ts: ts}
+		*e = entry{val: val, ts: ts, exp: exp}
 		return
 	}
-	old := &version{val: e.val, ts: e.ts, older: e.older}
-	*e = entry{val: val, ts: ts, older: old}
+	old := &version{val: e.val, ts: e.ts, exp: e.exp, older: e.older}
+	*e = entry{val: val, ts: ts, exp: exp, older: old}
 	e.trim(active)
 }
 
