@@ -115,7 +115,9 @@ func Check(history []Txn, opts Options) *Report {
 	c.internal()
 	c.versionOrders()
 	c.readAnomalies()
+	c.listAnomalies()
 	c.buildGraph()
+	c.listEdges()
 	if opts.RealTime {
 		c.realtimeEdges()
 	}
@@ -280,6 +282,102 @@ func (c *checker) readAnomalies() {
 			v := m.List[len(m.List)-1]
 			if w, ok := c.writes[m.Key][v]; ok && w.txn != i && !w.last {
 				c.add("G1b", "%s\n  read of %s ended at %d, an intermediate append of\n  %s", t, m.Key, v, &c.h[w.txn])
+			}
+		}
+	}
+}
+
+// listAnomalies checks listings: every listed key must have been created
+// by a transaction that did not abort.
+func (c *checker) listAnomalies() {
+	for i := range c.h {
+		t := &c.h[i]
+		if t.Status != OK {
+			continue
+		}
+		for _, m := range t.Mops {
+			if m.Kind != List {
+				continue
+			}
+			for _, k := range m.Keys {
+				switch _, ok := c.firstWriter(k); {
+				case !strings.HasPrefix(k, m.Key):
+					c.add("garbage", "%s\n  listing of %s* returned %s, outside the prefix", t, m.Key, k)
+				case len(c.writes[k]) == 0:
+					c.add("garbage", "%s\n  listing of %s* returned %s, which no transaction created", t, m.Key, k)
+				case !ok && c.allFailed(k):
+					c.add("G1a", "%s\n  listing of %s* returned %s, created only by aborted transactions", t, m.Key, k)
+				}
+			}
+		}
+	}
+}
+
+// allFailed reports whether every transaction that appended to key aborted.
+func (c *checker) allFailed(key string) bool {
+	for _, w := range c.writes[key] {
+		if c.h[w.txn].Status != Fail {
+			return false
+		}
+	}
+	return true
+}
+
+// firstWriter returns the transaction that created key: the writer of the
+// first value in its version order, or its only writer when no read
+// revealed the order.
+func (c *checker) firstWriter(key string) (int, bool) {
+	if order := c.order[key]; len(order) > 0 {
+		return c.writer(key, order[0])
+	}
+	if ws := c.writes[key]; len(ws) == 1 {
+		for _, w := range ws {
+			if c.node(w.txn) {
+				return w.txn, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// listEdges adds the dependencies a listing reveals. A key under the
+// prefix that the listing did not return was in its initial state: the
+// lister comes before the key's creator (rw, an anti-dependency on the
+// predicate: a phantom if the cycle closes). A key it returned was created
+// before: creator -> lister (wr).
+func (c *checker) listEdges() {
+	byPrefix := map[string][]string{}
+	for i := range c.h {
+		if c.h[i].Status != OK {
+			continue
+		}
+		for _, m := range c.h[i].Mops {
+			if m.Kind != List {
+				continue
+			}
+			keys, ok := byPrefix[m.Key]
+			if !ok {
+				for k := range c.writes {
+					if strings.HasPrefix(k, m.Key) {
+						keys = append(keys, k)
+					}
+				}
+				sort.Strings(keys)
+				byPrefix[m.Key] = keys
+			}
+			listed := map[string]bool{}
+			for _, k := range m.Keys {
+				listed[k] = true
+			}
+			for _, k := range keys {
+				w, ok := c.firstWriter(k)
+				switch {
+				case !ok:
+				case listed[k]:
+					c.edge(w, i, wr, k)
+				default:
+					c.edge(i, w, rw, k)
+				}
 			}
 		}
 	}

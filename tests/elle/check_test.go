@@ -207,3 +207,44 @@ func TestListRoundTrip(t *testing.T) {
 		t.Error("ParseList accepted garbage")
 	}
 }
+
+// TestCheckPhantoms: two transactions that each list a prefix and create a
+// key under it, each without seeing the other's key, form a G2 cycle (the
+// phantom); if the second saw the first's key, the history is serial.
+func TestCheckPhantoms(t *testing.T) {
+	phantom := []Txn{
+		txn(1, 0, 10, L("p:"), R("p:1"), A("p:1", 1)),
+		txn(2, 1, 11, L("p:"), R("p:2"), A("p:2", 1)),
+		txn(3, 20, 30, L("p:", "p:1", "p:2")),
+	}
+	rep := Check(phantom, Options{RealTime: true})
+	if !slices.Contains(rep.Kinds(), "G2") {
+		t.Fatalf("phantom not reported as G2: %s", rep)
+	}
+	serial := []Txn{
+		txn(1, 0, 10, L("p:"), R("p:1"), A("p:1", 1)),
+		txn(2, 1, 11, L("p:", "p:1"), R("p:2"), A("p:2", 1)),
+		txn(3, 20, 30, L("p:", "p:1", "p:2")),
+	}
+	if rep := Check(serial, Options{RealTime: true}); !rep.Valid() {
+		t.Fatalf("serial listings reported: %s", rep)
+	}
+	// A listing returning a key only an aborted transaction created, or
+	// one nobody created.
+	bad := []Txn{
+		failed(txn(1, 0, 10, R("p:1"), A("p:1", 1))),
+		txn(2, 20, 30, L("p:", "p:1", "p:9")),
+	}
+	if got := Check(bad, Options{}).Kinds(); !slices.Equal(got, []string{"G1a", "garbage"}) {
+		t.Fatalf("bad listings: %v", got)
+	}
+	// A snapshot that missed a key committed before it started: with
+	// real-time edges, a stale listing.
+	stale := []Txn{
+		txn(1, 0, 10, R("p:1"), A("p:1", 1)),
+		txn(2, 20, 30, L("p:")),
+	}
+	if rep := Check(stale, Options{RealTime: true}); !slices.Contains(rep.Kinds(), "G-single-realtime") {
+		t.Fatalf("stale listing: %s", rep)
+	}
+}

@@ -38,18 +38,28 @@ import (
 // MopKind is the kind of a micro-operation.
 type MopKind int
 
-// Micro-operation kinds.
+// Micro-operation kinds. A List is a predicate read: the keys under a
+// prefix (KEYS <prefix>*), which tells for every key with that prefix
+// whether it existed in the snapshot: absent means its initial, empty
+// version; present, some version after its first append.
 const (
 	Read MopKind = iota
 	Append
+	List
 )
 
 // Mop is one micro-operation of a transaction.
 type Mop struct {
 	Kind  MopKind
-	Key   string
-	Value int   // Append: the appended value
-	List  []int // Read: the observed list (nil and empty both mean empty)
+	Key   string   // Read, Append: the key; List: the prefix
+	Value int      // Append: the appended value
+	List  []int    // Read: the observed list (nil and empty both mean empty)
+	Keys  []string // List: the keys listed
+}
+
+// L is shorthand for a listing micro-operation under prefix that saw keys.
+func L(prefix string, keys ...string) Mop {
+	return Mop{Kind: List, Key: prefix, Keys: append([]string{}, keys...)}
 }
 
 // R is shorthand for a read micro-operation that observed list.
@@ -62,6 +72,12 @@ func A(key string, v int) Mop { return Mop{Kind: Append, Key: key, Value: v} }
 
 // String renders a micro-operation like Elle does: [:r x [1 2]] [:append x 3].
 func (m Mop) String() string {
+	if m.Kind == List {
+		if n := len(m.Keys); n > 6 {
+			return fmt.Sprintf("[list %s* ...(%d more) %s]", m.Key, n-4, strings.Join(m.Keys[n-4:], " "))
+		}
+		return fmt.Sprintf("[list %s* %s]", m.Key, strings.Join(m.Keys, " "))
+	}
 	if m.Kind == Append {
 		return fmt.Sprintf("[append %s %d]", m.Key, m.Value)
 	}

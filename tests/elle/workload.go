@@ -20,6 +20,13 @@ type Config struct {
 	Duration      time.Duration // upper bound on wall time
 	Seed          uint64
 	KeyPrefix     string
+	// Phantoms, when above 0, makes that share (in percent) of the
+	// transactions phantom probes: list a prefix (KEYS <prefix>*), then
+	// create a new key under it. Two such transactions that each list
+	// before the other's creation form a G2 cycle unless one aborts.
+	Phantoms int
+	// PhantomGroups is the number of prefixes phantom probes use (1 if 0).
+	PhantomGroups int
 }
 
 // runner executes transactions and records the history.
@@ -28,6 +35,7 @@ type runner struct {
 	start time.Time
 	next  []atomic.Int64 // per key: next value to append
 	ids   atomic.Int64
+	fresh atomic.Int64 // names of keys created by phantom probes
 
 	mu      sync.Mutex
 	history []Txn
@@ -89,6 +97,8 @@ func Run(addr string, cfg Config) ([]Txn, error) {
 
 func (r *runner) key(k int) string { return fmt.Sprintf("%sla%d", r.cfg.KeyPrefix, k) }
 
+func (r *runner) phantomPrefix(g int) string { return fmt.Sprintf("%sph%d:", r.cfg.KeyPrefix, g) }
+
 func (r *runner) client(addr string, process int, deadline time.Time) error {
 	c, err := kvclient.Dial(addr)
 	if err != nil {
@@ -97,6 +107,22 @@ func (r *runner) client(addr string, process int, deadline time.Time) error {
 	defer c.Close()
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(process)))
 	for i := 0; i < r.cfg.TxnsPerClient && time.Now().Before(deadline); i++ {
+		if r.cfg.Phantoms > 0 && rng.IntN(100) < r.cfg.Phantoms {
+			prefix := r.phantomPrefix(rng.IntN(max(1, r.cfg.PhantomGroups)))
+			mops := []Mop{{Kind: List, Key: prefix}, {Kind: Append, Key: fmt.Sprintf("%s%d", prefix, r.fresh.Add(1)), Value: 1}}
+			if rng.IntN(2) == 0 { // also read a list-append key: mixes both kinds of edges
+				mops = append(mops, Mop{Kind: Read, Key: r.key(rng.IntN(r.cfg.Keys))})
+			}
+			t, err := r.exec(c, process, mops, -1, false)
+			r.record(t)
+			if err != nil {
+				return err
+			}
+			if t.Status == Info {
+				return nil
+			}
+			continue
+		}
 		n := 1 + rng.IntN(r.cfg.MaxMops)
 		mops := make([]Mop, n)
 		for j := range mops {
@@ -185,6 +211,15 @@ func (r *runner) exec(c *kvclient.Client, process int, mops []Mop, nested int, a
 		}
 		var rec []Mop
 		switch m.Kind {
+		case List:
+			resp, err := do("KEYS " + m.Key + "*")
+			if err != nil {
+				return fail(err)
+			}
+			if !resp.OK() || resp.List == nil {
+				return t, fmt.Errorf("elle: KEYS %s*: %s", m.Key, resp)
+			}
+			rec = append(rec, Mop{Kind: List, Key: m.Key, Keys: resp.List})
 		case Read:
 			l, err := read(m.Key)
 			if err != nil {

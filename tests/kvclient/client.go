@@ -33,6 +33,9 @@ type Response struct {
 	Status string  `json:"status"`
 	Result *string `json:"result,omitempty"`
 	Mesg   *string `json:"mesg,omitempty"`
+	// List is the result when it is a JSON array (KEYS); Result is then
+	// nil.
+	List []string `json:"-"`
 }
 
 // OK reports whether the status is "Ok".
@@ -70,14 +73,32 @@ func (r Response) IsNotFound() bool {
 // ParseResponse decodes and validates one response line (without the
 // trailing newline).
 func ParseResponse(line []byte) (Response, error) {
-	var r Response
+	var raw struct {
+		Status string           `json:"status"`
+		Result *json.RawMessage `json:"result,omitempty"`
+		Mesg   *string          `json:"mesg,omitempty"`
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("%w: %q: %v", ErrProtocol, line, err)
+	if err := dec.Decode(&raw); err != nil {
+		return Response{}, fmt.Errorf("%w: %q: %v", ErrProtocol, line, err)
 	}
 	if dec.More() {
-		return r, fmt.Errorf("%w: %q: trailing data", ErrProtocol, line)
+		return Response{}, fmt.Errorf("%w: %q: trailing data", ErrProtocol, line)
+	}
+	r := Response{Status: raw.Status, Mesg: raw.Mesg}
+	if raw.Result != nil {
+		var err error
+		if b := bytes.TrimSpace(*raw.Result); len(b) > 0 && b[0] == '[' {
+			r.List = []string{}
+			err = json.Unmarshal(b, &r.List)
+		} else {
+			r.Result = new(string)
+			err = json.Unmarshal(b, r.Result)
+		}
+		if err != nil {
+			return r, fmt.Errorf("%w: %q: result: %v", ErrProtocol, line, err)
+		}
 	}
 	switch r.Status {
 	case "Ok":
@@ -85,7 +106,7 @@ func ParseResponse(line []byte) (Response, error) {
 		if r.Mesg == nil {
 			return r, fmt.Errorf("%w: %q: error without mesg", ErrProtocol, line)
 		}
-		if r.Result != nil {
+		if raw.Result != nil {
 			return r, fmt.Errorf("%w: %q: error with result", ErrProtocol, line)
 		}
 	default:

@@ -36,6 +36,14 @@ const (
 	// fails with a conflict it replays the transaction's writes as plain
 	// commands and reports success: the conflict check is dropped.
 	IgnoreConflicts
+	// UnvalidatedListing keeps transactions, but answers a KEYS inside one
+	// from a second connection, outside any transaction: the listing is
+	// not part of the transaction's reads, as if range reads were not
+	// validated at commit (phantoms go undetected).
+	UnvalidatedListing
+	// IgnoreExpire turns EXPIRE <key> <seconds> into PERSIST <key>: the
+	// answer is right (Ok or key not found) but the key never expires.
+	IgnoreExpire
 )
 
 // String names the mode.
@@ -49,6 +57,10 @@ func (m Mode) String() string {
 		return "split-txn"
 	case IgnoreConflicts:
 		return "ignore-conflicts"
+	case UnvalidatedListing:
+		return "unvalidated-listing"
+	case IgnoreExpire:
+		return "ignore-expire"
 	}
 	return "unknown"
 }
@@ -143,6 +155,8 @@ type session struct {
 	downR  *bufio.Reader
 	depth  int      // open transactions as the client sees them
 	writes []string // IgnoreConflicts: PUT/DEL requests of the open transaction
+	side   net.Conn // UnvalidatedListing: the connection KEYS goes to
+	sideR  *bufio.Reader
 }
 
 func (p *Proxy) serve(client net.Conn) {
@@ -160,6 +174,14 @@ func (p *Proxy) serve(client net.Conn) {
 	}
 	defer p.untrack(down)
 	s := &session{p: p, down: down, downR: bufio.NewReader(down)}
+	if p.mode == UnvalidatedListing {
+		side, err := net.DialTimeout("tcp", p.backend, 10*time.Second)
+		if err != nil || !p.track(side) {
+			return
+		}
+		defer p.untrack(side)
+		s.side, s.sideR = side, bufio.NewReader(side)
+	}
 	in := bufio.NewReader(client)
 	out := bufio.NewWriter(client)
 	for {
@@ -234,6 +256,18 @@ func (s *session) handle(req string) (resp string, quit bool, err error) {
 		}
 	case IgnoreConflicts:
 		return s.ignoreConflicts(req, cmd)
+	case IgnoreExpire:
+		if cmd == "EXPIRE" {
+			req = "PERSIST " + key
+		}
+	case UnvalidatedListing:
+		if cmd == "KEYS" {
+			if _, err := io.WriteString(s.side, req+"\n"); err != nil {
+				return "", false, err
+			}
+			resp, err = s.sideR.ReadString('\n')
+			return resp, false, err
+		}
 	}
 	resp, err = s.forward(req)
 	return resp, false, err
