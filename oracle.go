@@ -54,13 +54,6 @@ type snapshot struct {
 	pinned map[string]struct{}
 }
 
-// begin is beginLocked under o.mu.
-func (o *oracle) begin() uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.beginLocked()
-}
-
 // beginLocked registers a new snapshot at the last published commit and
 // returns its read timestamp. Requires o.mu.
 func (o *oracle) beginLocked() uint64 {

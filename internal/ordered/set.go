@@ -65,6 +65,15 @@ func (s *Set) Insert(key string) bool {
 		s.blocks[bi] = slices.Insert(b, j, key)
 		return true
 	}
+	if bi == len(s.blocks)-1 && j == len(b) {
+		// Appending past the last key, as sequential loads do: start a
+		// new block and leave this one full, so that such loads fill
+		// every block.
+		nb := make([]string, 1, blockSize)
+		nb[0] = key
+		s.blocks = append(s.blocks, nb)
+		return true
+	}
 	// Split the full block into two halves, each with its own memory.
 	half := blockSize / 2
 	left := make([]string, half, blockSize)
