@@ -262,7 +262,7 @@ func TestActiveExpiryReclaims(t *testing.T) {
 	waitFor(t, "active expiry", func() bool { return s.Len() == n })
 	keys := 0
 	for i := range s.shards {
-		keys += s.shards[i].t.keys.Len()
+		keys += s.shards[i].t.n
 	}
 	if keys != n {
 		t.Fatalf("tables hold %d keys, want %d", keys, n)

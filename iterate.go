@@ -8,7 +8,8 @@ import (
 )
 
 // Listing keys in byte order. Every shard keeps the keys of its table in an
-// ordered set (internal/ordered), guarded by the shard's lock. A listing
+// ordered set (internal/ordered), guarded by the shard's lock, built by the
+// store's first listing (see ensureOrdered) and maintained from then on. A listing
 // reads a snapshot: it walks each shard's set from the start of the range,
 // takes small batches of the keys visible in the snapshot under the shard's
 // read lock, and merges the 256 sorted streams with a heap. A key visible
@@ -100,6 +101,23 @@ func (c *shardCursor) fill(s *Store, r *keyRange, readTs uint64, now int64) {
 	c.nextCap = min(2*c.nextCap, maxListBatch)
 }
 
+// ensureOrdered builds the shard's ordered set of keys if no listing has
+// yet. It holds the shard's lock meanwhile (a few milliseconds for 4,000
+// keys), once in the store's life.
+func (sh *shard) ensureOrdered() {
+	sh.mu.RLock()
+	built := sh.t.keys != nil
+	sh.mu.RUnlock()
+	if built {
+		return
+	}
+	sh.lock()
+	defer sh.unlock()
+	if sh.t.keys == nil {
+		sh.t.buildKeys()
+	}
+}
+
 // cursorHeap orders shard cursors by their current key.
 type cursorHeap []*shardCursor
 
@@ -124,6 +142,7 @@ func (s *Store) ascendSnapshot(r *keyRange, readTs uint64, now int64, yield func
 	for i := range cursors {
 		c := &cursors[i]
 		*c = shardCursor{sh: &s.shards[i], from: from, skipEq: skipEq, nextCap: 4}
+		c.sh.ensureOrdered()
 		c.fill(s, r, readTs, now)
 		if len(c.batch) > 0 {
 			h = append(h, c)

@@ -58,6 +58,20 @@ func BenchmarkMemory1MKeys(b *testing.B) {
 	heapPerKey(b, func(s *Store, i int) { s.Put(keyspaceKey(i), val) })
 }
 
+// BenchmarkMemory1MKeysListed: the same keys, then one listing, which
+// builds the ordered sets.
+func BenchmarkMemory1MKeysListed(b *testing.B) {
+	val := string(make([]byte, 64))
+	heapPerKey(b, func(s *Store, i int) {
+		s.Put(keyspaceKey(i), val)
+		if i == keyspaceKeys-1 {
+			for range s.Ascend("") {
+				break
+			}
+		}
+	})
+}
+
 // BenchmarkMemory1MKeysWithTTL: the same keys, each with a time to live.
 func BenchmarkMemory1MKeysWithTTL(b *testing.B) {
 	val := string(make([]byte, 64))
@@ -102,6 +116,9 @@ func BenchmarkList1MPaged(b *testing.B) {
 func BenchmarkList1MFirstPage(b *testing.B) {
 	s := loaded1M(b)
 	b.ReportAllocs()
+	for range s.Ascend("") { // build the ordered sets
+		break
+	}
 	for b.Loop() {
 		got := 0
 		for range s.AscendAfter("user:", keyspaceKey(500_000)) {

@@ -83,6 +83,36 @@ func TestAscendOrderPrefixAfterAndStop(t *testing.T) {
 	}
 }
 
+func TestOrderedSetsAreBuiltByTheFirstListing(t *testing.T) {
+	s := New(WithMaxMemory(1 << 30)) // with the memory account
+	for i := 0; i < 3000; i++ {
+		s.Put(fmt.Sprintf("k%05d", i), "v")
+	}
+	before := s.MemoryUsage()
+	for i := range s.shards {
+		if s.shards[i].t.keys != nil {
+			t.Fatal("ordered set built before any listing")
+		}
+	}
+	if got := collect(s.AscendAfter("k", "k02997")); !slices.Equal(got, []string{"k02998=v", "k02999=v"}) {
+		t.Fatalf("first listing = %v", got)
+	}
+	n := 0
+	for i := range s.shards {
+		n += s.shards[i].t.keys.Len()
+	}
+	if n != 3000 || s.MemoryUsage() <= before {
+		t.Fatalf("after the first listing: sets hold %d keys; memory %d, was %d", n, s.MemoryUsage(), before)
+	}
+	// Maintained from then on.
+	s.Put("k99999", "v")
+	s.Delete("k00000")
+	if got := collect(s.Ascend("k")); len(got) != 3000 || got[0] != "k00001=v" || got[2999] != "k99999=v" {
+		t.Fatalf("after changes: %d keys, %v ... %v", len(got), got[0], got[len(got)-1])
+	}
+	assertAccounted(t, s, "after listing")
+}
+
 func TestAscendIsASnapshot(t *testing.T) {
 	s := New()
 	for i := 0; i < 100; i++ {

@@ -24,7 +24,9 @@ func recountMemory(s *Store) int64 {
 			}
 			_, hasHistory := sh.historyOf(sh.t.key(j))
 			n += footprint(len(sh.t.key(j)), sh.entryAt(j), hasHistory)
-			n += orderedKeyBytes(len(sh.t.key(j)))
+			if sh.t.keys != nil {
+				n += orderedKeyBytes(len(sh.t.key(j)))
+			}
 		}
 		sh.mu.RUnlock()
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -33,10 +34,10 @@ type table struct {
 	mem   *atomic.Int64          // the store's memory account, or nil
 
 	// keys holds the key of every occupied slot in byte order, for
-	// listings (see iterate.go). insert and remove keep it in step with
-	// the slots; it owns copies of the keys, because a slot's record is
-	// replaced on every write. nil until the first insert (a pointer keeps
-	// the shard within its cache lines).
+	// listings (see iterate.go), once the store's first listing built it
+	// (nil until then: a store that never lists pays nothing for it).
+	// insert and remove keep it in step with the slots; it owns copies of
+	// the keys, because a slot's record is replaced on every write.
 	keys *ordered.Set
 }
 
@@ -244,12 +245,11 @@ func (t *table) insert(key string, h uint64) int {
 		i = (i + 1) & mask
 	}
 	t.n++
-	if t.keys == nil {
-		t.keys = new(ordered.Set)
-	}
-	t.keys.Insert(strings.Clone(key))
-	if t.mem != nil {
-		t.mem.Add(orderedKeyBytes(len(key)))
+	if t.keys != nil {
+		t.keys.Insert(strings.Clone(key))
+		if t.mem != nil {
+			t.mem.Add(orderedKeyBytes(len(key)))
+		}
 	}
 	return i
 }
@@ -261,6 +261,27 @@ func (t *table) growthBytes() int64 {
 		return int64(max(minTableSize, 2*len(t.slots))-len(t.slots)) * slotBytes
 	}
 	return 0
+}
+
+// buildKeys builds the ordered set of the table's keys. Requires the
+// shard's lock, as a writer.
+func (t *table) buildKeys() {
+	keys := make([]string, 0, t.n)
+	for _, sl := range t.slots {
+		if sl.rec != nil {
+			keys = append(keys, recKey(sl.rec))
+		}
+	}
+	slices.Sort(keys)
+	t.keys = new(ordered.Set)
+	var n int64
+	for _, k := range keys {
+		t.keys.Insert(strings.Clone(k)) // in order: fills every block
+		n += orderedKeyBytes(len(k))
+	}
+	if t.mem != nil {
+		t.mem.Add(n)
+	}
 }
 
 // grow doubles the table.
