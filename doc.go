@@ -37,6 +37,23 @@
 // newest committed version; it never waits for an open transaction and
 // allocates nothing.
 //
+// # Expiry and listing
+//
+// A key may have a time to live (Store.PutWithTTL, Store.Expire, the same
+// on Txn). Its expiry behaves as a Delete committed at the instant it
+// expires: reads compare the expiry time with the clock (Store.Get) or with
+// the instant the snapshot was taken (Txn), and a transaction that read a
+// version which expires before its commit conflicts. A goroutine of the
+// store reclaims expired keys in small batches through the commit path;
+// Store.Close stops it.
+//
+// Store.Ascend and Txn.Ascend list the keys with a prefix in byte order,
+// from a snapshot (plus, in a transaction, its own writes). In a
+// transaction a listing is a read of the range it covered: the commit
+// conflicts if another commit created, changed or deleted a key in it (no
+// phantoms). Each shard keeps an ordered set of its keys for this, built
+// by the store's first listing.
+//
 // # Memory
 //
 // A version older than a key's newest one is kept only while some open
