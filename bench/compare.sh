@@ -5,7 +5,10 @@
 # It installs redis-server if it is missing, builds kvd and kvbench, starts
 # both servers on loopback ports, prefills 100,000 keys of 64 bytes in
 # each, then runs every scenario in alternation (kvd, redis, kvd, redis,
-# ...) for several rounds and prints the medians and ratios. Then, on fresh
+# ...) for several rounds and prints the medians and ratios (throughput,
+# p99, p99.9, p50, and each server's CPU time per operation from
+# /proc/PID/stat, a per-core cost that a shared machine disturbs less than
+# throughput), then every run. Then, on fresh
 # servers, it measures RSS after loading 1,000,000 keys of 64-byte values
 # and RSS with 10,000 idle connections. Both servers are stopped by PID on
 # every exit path.
@@ -126,12 +129,13 @@ print_table() { # print_table RESULTS.jsonl
   local results=$1
   echo
   echo "Throughput and latency: medians of $(grep -c "\"server\":\"kvd\"" "$results" | awk -v n="$(grep -o "\"scenario\":\"[^\"]*\",\"server\":\"kvd\",\"round\":1," "$results" | wc -l)" '{print (n>0)?$1/n:0}') runs per server and scenario (kvd and redis alternating; $results)"
-  printf '%-9s | %11s %11s %6s | %9s %9s %6s | %8s %8s | %s\n' \
-    scenario "kvd ops/s" "redis ops/s" "ratio" "kvd p99" "redis p99" "ratio" "kvd p50" "rds p50" "errors kvd/redis"
-  printf -- '----------+--------------------------------+----------------------------+-------------------+-----------------\n'
+  printf '%-9s | %11s %11s %6s | %9s %9s %6s | %9s %9s | %8s %8s | %7s %7s | %s\n' \
+    scenario "kvd ops/s" "redis ops/s" "ratio" "kvd p99" "redis p99" "ratio" "kvd p99.9" "rds p99.9" "kvd p50" "rds p50" "kvd us" "rds us" "errors kvd/redis"
+  printf -- '----------+--------------------------------+----------------------------+---------------------+-------------------+-----------------+-----------------\n'
   for sc in "${SCENARIOS[@]}"; do
     name=${sc%%|*}
     selected "$name" || continue
+    grep -q "\"scenario\":\"$name\"" "$results" || continue # not in this run
     declare -A m=()
     for server in kvd redis; do
       runs=$(grep "\"scenario\":\"$name\",\"server\":\"$server\"" "$results" | sed 's/.*"run"://')
@@ -142,13 +146,16 @@ print_table() { # print_table RESULTS.jsonl
       [[ $name == *txn* ]] && lat='"txn_latency_us"'
       m[$server.p99]=$(echo "$runs" | sed "s/.*$lat://" | json_field p99 | median)
       m[$server.p50]=$(echo "$runs" | sed "s/.*$lat://" | json_field p50 | median)
+      m[$server.p999]=$(echo "$runs" | sed "s/.*$lat://" | json_field p999 | median)
+      # Server CPU time (user + system) per operation, in microseconds.
+      m[$server.cpu]=$(grep "\"scenario\":\"$name\",\"server\":\"$server\"" "$results" | json_field cpu_us_per_op | median)
       m[$server.err]=$(echo "$runs" | json_field errors | awk '{s+=$1} END {print s+0}')
       m[$server.conn]=$(echo "$runs" | json_field conn_errors | awk '{s+=$1} END {print s+0}')
     done
-    printf '%-9s | %11.0f %11.0f %5.2fx | %7.0fus %7.0fus %5.2fx | %6.0fus %6.0fus | %s/%s' \
+    printf '%-9s | %11.0f %11.0f %5.2fx | %7.0fus %7.0fus %5.2fx | %7.0fus %7.0fus | %6.0fus %6.0fus | %7.2f %7.2f | %s/%s' \
       "$name" "${m[kvd.ops]}" "${m[redis.ops]}" "$(awk -v a="${m[kvd.ops]}" -v b="${m[redis.ops]}" 'BEGIN {print (b>0)?a/b:0}')" \
       "${m[kvd.p99]}" "${m[redis.p99]}" "$(awk -v a="${m[kvd.p99]}" -v b="${m[redis.p99]}" 'BEGIN {print (b>0)?a/b:0}')" \
-      "${m[kvd.p50]}" "${m[redis.p50]}" "${m[kvd.err]}" "${m[redis.err]}"
+      "${m[kvd.p999]}" "${m[redis.p999]}" "${m[kvd.p50]}" "${m[redis.p50]}" "${m[kvd.cpu]:-nan}" "${m[redis.cpu]:-nan}" "${m[kvd.err]}" "${m[redis.err]}"
     if [ "${m[kvd.conn]}" != 0 ] || [ "${m[redis.conn]}" != 0 ]; then
       printf '  (broken connections %s/%s)' "${m[kvd.conn]}" "${m[redis.conn]}"
     fi
@@ -156,6 +163,24 @@ print_table() { # print_table RESULTS.jsonl
     unset m
   done
   echo "ratio columns are kvd/redis: throughput > 1 and p99 < 1 favour kvd; c50-txn latencies are per transaction."
+  echo "kvd us / rds us: the server's CPU time (user + system, from /proc/PID/stat) per operation."
+  echo
+  echo "Every run, in order (ops/s / p99 us / p99.9 us):"
+  for sc in "${SCENARIOS[@]}"; do
+    name=${sc%%|*}
+    selected "$name" || continue
+    grep -q "\"scenario\":\"$name\"" "$results" || continue
+    for server in kvd redis; do
+      lat='"latency_us"'
+      [[ $name == *txn* ]] && lat='"txn_latency_us"'
+      printf '%-9s %-5s |' "$name" "$server"
+      grep "\"scenario\":\"$name\",\"server\":\"$server\"" "$results" | sed 's/.*"run"://' | while read -r run; do
+        printf ' %.0f / %.0f / %.0f |' "$(echo "$run" | json_field ops_per_sec)" \
+          "$(echo "$run" | sed "s/.*$lat://" | json_field p99)" "$(echo "$run" | sed "s/.*$lat://" | json_field p999)"
+      done
+      echo
+    done
+  done
   if grep -q '"scenario":"c50-txn"' "$results"; then
     for server in kvd redis; do
       runs=$(grep "\"scenario\":\"c50-txn\",\"server\":\"$server\"" "$results" | sed 's/.*"run"://')
@@ -243,6 +268,7 @@ stop_servers() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, clock ticks
 
 # kvbench SERVER ARGS...: run kvbench against kvd or redis with ARGS.
 kvbench() {
@@ -283,13 +309,19 @@ if [ "$DO_TPUT" = 1 ]; then
       for server in kvd redis; do
         log "$name round $round/$ROUNDS: $server"
         # shellcheck disable=SC2086 # args is a list of flags
+        pid=$KVD_PID
+        [ "$server" = redis ] && pid=$REDIS_PID
+        t0=$(cpu_ticks "$pid")
         line=$(kvbench "$server" $args -d "$DUR" -json -q) || log "  kvbench reported a failure: $line"
-        echo "{\"scenario\":\"$name\",\"server\":\"$server\",\"round\":$round,\"run\":$line}" >>"$OUT/results.jsonl"
+        t1=$(cpu_ticks "$pid")
+        ops=$(echo "$line" | json_field ops | head -1)
+        cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${ops:-0}" 'BEGIN {printf "%.3f", (n>0)?t*1e6/hz/n:0}')
+        echo "{\"scenario\":\"$name\",\"server\":\"$server\",\"round\":$round,\"cpu_us_per_op\":$cpu,\"run\":$line}" >>"$OUT/results.jsonl"
       done
     done
   done
   stop_servers
-
+  print_table "$OUT/results.jsonl"
 fi
 
 # ---- memory -------------------------------------------------------------------
