@@ -37,6 +37,10 @@ func testServerExpiryCommands(t *testing.T, backend Option) {
 		"TTL k",
 		"ROLLBACK",
 		"TTL k",
+		"EXPIRE k 3000000000", // the longest: TTL answers what was set
+		"TTL k",
+		"EXPIRE k 3000000001",
+		"PERSIST k", // no key keeps active expiry running
 	)
 	want := []string{
 		respOK,
@@ -51,8 +55,8 @@ func testServerExpiryCommands(t *testing.T, backend Option) {
 		respErr("key not found: nobody"),
 		respErr("key not found: nobody"),
 		respErr("key not found: nobody"),
-		respErr("invalid argument: seconds must be an integer from 1 to 9000000000"),
-		respErr("invalid argument: seconds must be an integer from 1 to 9000000000"),
+		respErr("invalid argument: seconds must be an integer from 1 to 3000000000"),
+		respErr("invalid argument: seconds must be an integer from 1 to 3000000000"),
 		respErr("wrong number of arguments for EXPIRE: usage: EXPIRE <key> <seconds>"),
 		respErr("wrong number of arguments for TTL: usage: TTL <key>"),
 		respOK,
@@ -60,6 +64,10 @@ func testServerExpiryCommands(t *testing.T, backend Option) {
 		`{"status":"Ok","result":"30"}`,
 		respOK,
 		`{"status":"Ok","result":"-1"}`,
+		respOK,
+		`{"status":"Ok","result":"3000000000"}`,
+		respErr("invalid argument: seconds must be an integer from 1 to 3000000000"),
+		respOK,
 	}
 	// TTL rounds up: right after EXPIRE 100 it is 100 (99.99... s left).
 	if diff := cmp.Diff(want, got); diff != "" {

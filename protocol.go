@@ -75,9 +75,12 @@ const (
 	MaxKeysBytes   = 1 << 20
 )
 
-// MaxExpireSeconds is the longest time to live EXPIRE accepts (about 285
-// years, so that the expiry time fits in 64 bits of nanoseconds).
-const MaxExpireSeconds = 9_000_000_000
+// MaxExpireSeconds is the longest time to live EXPIRE accepts (about 95
+// years). Expiry times are absolute unix nanoseconds in 64 bits, which end
+// in the year 2262: the bound keeps now plus the longest time to live below
+// that until the year 2167, so that TTL answers what EXPIRE set. (Past
+// that, an expiry time is capped at the largest one.)
+const MaxExpireSeconds = 3_000_000_000
 
 var commandNames = [...]string{
 	CmdNone:     "",
