@@ -18,8 +18,8 @@ import (
 // sections 7, 9 and 10 describe them. It checks the exact request lines
 // the client sends and its decoding of each answer shape (a page cut
 // short, TTL's "-1"). The same commands are tested against the real
-// kvstore.Server in access_test.go (AUTH, STATS, TLS) and, once the
-// server has them, keyspace_test.go (EXPIRE, TTL, PERSIST, KEYS).
+// kvstore.Server in access_test.go (AUTH, STATS, TLS), expiry_test.go
+// (EXPIRE, TTL, PERSIST), keys_test.go and keys_txn_test.go (KEYS).
 type fakeKeyspace struct {
 	password string // "" means none
 
