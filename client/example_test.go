@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/kvd-dev/kvstore"
 	"github.com/kvd-dev/kvstore/client"
@@ -180,5 +181,90 @@ func ExampleWithPassword() {
 	fmt.Println(errors.Is(err, client.ErrInvalidPassword))
 	// Output:
 	// <nil>
+	// true
+}
+
+// KeysPage lists a prefix a page at a time: pass the last key of a page as
+// after to get the next one, until more is false. AllKeys does the same
+// in a loop; Keys lists a small prefix with one request.
+func ExampleClient_KeysPage() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	for _, k := range []string{"user:eve", "user:ada", "group:ops", "user:cy", "user:bob", "user:dan"} {
+		if err := c.Put(ctx, k, "1"); err != nil {
+			log.Fatal(err)
+		}
+	}
+	after := ""
+	for {
+		keys, more, err := c.KeysPage(ctx, "user:", after, 2)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(keys, more)
+		if !more {
+			break
+		}
+		after = keys[len(keys)-1]
+	}
+
+	var all []string
+	for k, err := range c.AllKeys(ctx, "user:", 100) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		all = append(all, k)
+	}
+	fmt.Println(all)
+
+	keys, err := c.Keys(ctx, "group:")
+	fmt.Println(keys, err)
+	// Output:
+	// [user:ada user:bob] true
+	// [user:cy user:dan] true
+	// [user:eve] false
+	// [user:ada user:bob user:cy user:dan user:eve]
+	// [group:ops] <nil>
+}
+
+// Expire gives a key a time to live, in whole seconds on the wire; TTL
+// reports what is left (0 for a key without one); Persist removes it, and
+// so does a Put of a new value.
+func ExampleClient_Expire() {
+	addr, stop := startServer()
+	defer stop()
+	ctx := context.Background()
+	c, err := client.Dial(ctx, addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	c.Put(ctx, "session:42", "alice")
+	fmt.Println(c.Expire(ctx, "session:42", 30*time.Minute))
+	fmt.Println(c.TTL(ctx, "session:42"))
+
+	fmt.Println(c.Persist(ctx, "session:42"))
+	fmt.Println(c.TTL(ctx, "session:42"))
+
+	c.Expire(ctx, "session:42", time.Hour)
+	c.Put(ctx, "session:42", "bob") // a new value has no time to live
+	fmt.Println(c.TTL(ctx, "session:42"))
+
+	err = c.Expire(ctx, "session:7", time.Minute)
+	fmt.Println(errors.Is(err, client.ErrNotFound))
+	// Output:
+	// <nil>
+	// 30m0s <nil>
+	// <nil>
+	// 0s <nil>
+	// 0s <nil>
 	// true
 }
