@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -52,6 +51,12 @@ type loopConn struct {
 	released  bool   // removed from the loop
 	durWait   bool   // out waits for the log (SyncAlways): see settleDurable
 	reason    string // why the input ended (when eof)
+
+	// The latency histogram (see LatencyHistogram): the requests the
+	// session executed up to observed are counted; the ones after it were
+	// read in the loop round that started at readAt (loop clock).
+	readAt   time.Duration
+	observed uint64
 }
 
 // canRead reports whether the loop wants to read from c: not after the
@@ -166,13 +171,19 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 		n, err := rawRead(c.fd, l.buf)
 		switch {
 		case n > 0:
+			c.sess.counts.bytesIn.Add(uint64(n))
+			if c.sess.executed == c.observed {
+				// Nothing read earlier waits for its response: the
+				// requests this read completes start the clock.
+				c.readAt = l.now
+			}
 			return l.consume(c, out, l.buf[:n])
 		case err == nil:
 			c.eof, c.reason = true, "read: EOF"
 			if len(c.in) > 0 && !c.skipping {
 				// A half-close after a line without "\n": that is
 				// not a request, but the client may still read.
-				out = appendIncomplete(out)
+				out = appendIncomplete(out, &c.sess.counts)
 			}
 		case errors.Is(err, syscall.EINTR):
 			continue
@@ -204,7 +215,7 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			if overLimit(c.in, data, maxLine) {
-				out = l.tooLong(out)
+				out = l.tooLong(c, out)
 				c.in, c.skipping = nil, true
 			} else {
 				c.in = append(c.in, data...)
@@ -212,7 +223,7 @@ func (l *eventLoop) consume(c *loopConn, out, data []byte) ([]byte, error) {
 			return out, nil
 		}
 		if overLimit(c.in, data[:i], maxLine) {
-			out = l.tooLong(out)
+			out = l.tooLong(c, out)
 		} else {
 			c.in = append(c.in, data[:i]...)
 			before := len(out)
@@ -274,7 +285,7 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 		data = data[i+1:]
 		before := len(out)
 		if lineOverLimit(line, maxLine) {
-			out = l.tooLong(out)
+			out = l.tooLong(c, out)
 		} else {
 			out, c.quit = c.sess.ExecuteLine(out, line)
 		}
@@ -288,7 +299,7 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 		return nil, out, nil // requests after EXIT are not executed
 	}
 	if lineOverLimit(data, maxLine) {
-		out = l.tooLong(out)
+		out = l.tooLong(c, out)
 		c.skipping = true
 		data = nil
 	}
@@ -314,8 +325,9 @@ func overLimit(head, tail []byte, max int) bool {
 	return last != '\r'
 }
 
-func (l *eventLoop) tooLong(out []byte) []byte {
-	return appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(l.srv.cfg.maxLineBytes)+" bytes")
+// tooLong appends the response to a line over the limit.
+func (l *eventLoop) tooLong(c *loopConn, out []byte) []byte {
+	return appendTooLong(out, l.srv.cfg.maxLineBytes, &c.sess.counts)
 }
 
 // flush writes as much of out as the socket takes without blocking and
@@ -330,12 +342,19 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 		}
 		return out, nil
 	}
+	if n := c.sess.executed - c.observed; n > 0 {
+		// The responses of these requests are written now: one clock
+		// read for them all.
+		l.latency.observe(time.Since(l.start)-c.readAt, n)
+		c.observed = c.sess.executed
+	}
 	sent := 0
 	for sent < len(out) {
 		n, err := rawWrite(c.fd, out[sent:])
 		l.writes.Add(1)
 		if n > 0 {
 			sent += n
+			c.sess.counts.bytesOut.Add(uint64(n))
 		}
 		if err == nil && n > 0 {
 			continue

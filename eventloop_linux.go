@@ -88,8 +88,9 @@ type eventLoop struct {
 	durWait   []*loopConn   // connections whose output waits for the log
 	waitState loopWait      // see wait
 
-	writes   atomic.Int64 // write system calls made, for tests
-	evictReq atomic.Bool  // some connection was evicted (client-memory budget)
+	latency  latencyCounts // the loop's connections' request latencies
+	writes   atomic.Int64  // write system calls made, for tests
+	evictReq atomic.Bool   // some connection was evicted (client-memory budget)
 }
 
 // loopHandoff is a connection on its way to a loop.

@@ -4,7 +4,9 @@ package kvstore
 
 // eventLoop is the epoll event loop, which exists on Linux only; elsewhere
 // every connection is served by its own goroutine.
-type eventLoop struct{}
+type eventLoop struct {
+	latency latencyCounts // never used
+}
 
 // handToLoop reports that no event loop can take c: off Linux the server
 // always uses the goroutine-per-connection backend.

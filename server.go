@@ -56,9 +56,18 @@ func lineOverLimit(line []byte, max int) bool {
 }
 
 // appendIncomplete appends the response to a last line without "\n" before
-// the client closed its sending side (see ErrIncompleteRequest).
-func appendIncomplete(out []byte) []byte {
+// the client closed its sending side (see ErrIncompleteRequest), and
+// counts it in counts.
+func appendIncomplete(out []byte, counts *sessionCounts) []byte {
+	counts.errs[errIncompleteRequest].Add(1)
 	return appendError(out, ErrIncompleteRequest.Error(), ": the client closed its side before the line ended with \\n; it was not executed")
+}
+
+// appendTooLong appends the response to a line over the limit of max
+// bytes (see ErrLineTooLong), and counts it in counts.
+func appendTooLong(out []byte, max int, counts *sessionCounts) []byte {
+	counts.errs[errLineTooLong].Add(1)
+	return appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(max)+" bytes")
 }
 
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked reads.
@@ -93,7 +102,10 @@ type Server struct {
 
 	started      time.Time          // for Stats.UptimeSeconds
 	password     *[sha256.Size]byte // WithPassword's hash; nil: none
-	closedCounts sessionCounts      // counters of ended connections
+	closedCounts sessionCounts      // counters of ended connections, and of refused ones
+	// closedLatency holds the latency counts of ended connections
+	// served by goroutines (each event loop keeps its own).
+	closedLatency latencyCounts
 
 	mem clientMemory // the client-memory budget's bookkeeping
 
@@ -129,6 +141,11 @@ type serverConn struct {
 	onLoop bool
 	// loop is the event loop the connection was handed to, if any.
 	loop *eventLoop
+	// latency is the latency histogram of a connection served by a
+	// goroutine (an event loop keeps one for all its connections); set
+	// before the goroutine starts, and cleared by connDone, under
+	// Server.mu.
+	latency *latencyCounts
 
 	// The client-memory budget (see client_memory.go).
 	mem        atomic.Int64 // bytes of buffers the connection holds
@@ -315,6 +332,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Unlock()
 		return
 	}
+	c.latency = new(latencyCounts)
 	s.mu.Unlock()
 	go s.serveConn(c)
 }
@@ -345,9 +363,12 @@ func isLocal(addr net.Addr) bool {
 // to a goroutine so that a slow client cannot stall the accept loop. The
 // deadline bounds both.
 func (s *Server) reject(nc net.Conn, mesg string) {
+	resp := appendError(nil, mesg, "")
+	s.closedCounts.countError(resp)
 	write := func() {
 		nc.SetDeadline(time.Now().Add(rejectTimeout))
-		nc.Write(appendError(nil, mesg, ""))
+		n, _ := nc.Write(resp)
+		s.closedCounts.bytesOut.Add(uint64(n))
 		nc.Close()
 	}
 	if _, plain := nc.(*net.TCPConn); plain {
@@ -360,7 +381,7 @@ func (s *Server) reject(nc net.Conn, mesg string) {
 // connDone forgets a connection that has been closed.
 func (s *Server) connDone(c *serverConn, reason string) {
 	s.mu.Lock()
-	s.addClosed(&c.sess.counts)
+	s.addClosed(c)
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.connGone(c)

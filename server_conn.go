@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"time"
 )
 
@@ -86,6 +85,12 @@ func (s *Server) connLoop(c *serverConn) string {
 		readErr  error
 		quit     bool
 		held     int64 // bytes of buffers accounted to c
+		counts   = &c.sess.counts
+		// The latency histogram (see LatencyHistogram): the requests
+		// executed up to observed are counted; the ones after it were
+		// read at readAt.
+		readAt   time.Time
+		observed uint64
 	)
 	// track reports the connection's buffers to the client-memory budget.
 	track := func() {
@@ -108,13 +113,18 @@ func (s *Server) connLoop(c *serverConn) string {
 		if c.sess.waitDurable() != nil {
 			return "log failed"
 		}
+		if n := c.sess.executed - observed; n > 0 {
+			c.latency.observe(time.Since(readAt), n)
+			observed = c.sess.executed
+		}
 		nc.SetWriteDeadline(s.ioDeadline())
 		if s.closing.Load() {
 			// Shutdown may have set the drain deadline just before
 			// the line above replaced it.
 			nc.SetWriteDeadline(s.ioDeadline())
 		}
-		_, err := nc.Write(out)
+		n, err := nc.Write(out)
+		counts.bytesOut.Add(uint64(n))
 		if cap(out) > keepOutBytes {
 			out = nil
 		} else {
@@ -129,7 +139,7 @@ func (s *Server) connLoop(c *serverConn) string {
 		return ""
 	}
 	tooLong := func() {
-		out = appendError(out, ErrLineTooLong.Error(), ": limit is "+strconv.Itoa(maxLine)+" bytes")
+		out = appendTooLong(out, maxLine, counts)
 	}
 
 	for {
@@ -199,7 +209,7 @@ func (s *Server) connLoop(c *serverConn) string {
 		// The client closed its sending side after a line without "\n":
 		// that is not a request, but the client may still read.
 		if errors.Is(readErr, io.EOF) && end > 0 && !skipping {
-			out = appendIncomplete(out)
+			out = appendIncomplete(out, counts)
 		}
 		// About to wait for input: send what we have.
 		if why := flush(); why != "" {
@@ -218,6 +228,12 @@ func (s *Server) connLoop(c *serverConn) string {
 		}
 		track()
 		n, err := nc.Read(buf[end:])
+		if n > 0 {
+			counts.bytesIn.Add(uint64(n))
+			if c.sess.executed == observed {
+				readAt = time.Now()
+			}
+		}
 		end += n
 		filled = end == len(buf)
 		if err != nil {
@@ -246,7 +262,8 @@ func (s *Server) closeGracefully(c *serverConn, out []byte, reason string) {
 	}
 	if len(out) > 0 {
 		c.nc.SetWriteDeadline(s.ioDeadline())
-		_, err := c.nc.Write(out)
+		n, err := c.nc.Write(out)
+		c.sess.counts.bytesOut.Add(uint64(n))
 		ok = err == nil
 	}
 	if ok {

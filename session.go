@@ -65,9 +65,37 @@ type Session struct {
 	stats func() Stats
 
 	// counts are this session's counters, read by Server.Stats while
-	// the session runs; each is written only by the session.
+	// the session runs; each is written only by the session (bytesIn
+	// and bytesOut by its connection's reader and writer, the same
+	// goroutine or event loop).
 	counts sessionCounts
+
+	// executed counts the requests executed (as counts.byCmd does), for
+	// the front end's latency histogram: the requests executed since it
+	// last observed are the ones its next write answers. Only the
+	// session's goroutine reads it.
+	executed uint64
+
+	// authBug is a deliberate bug for tests, to show that the AUTH
+	// checkers catch a broken access check (see authBugMode).
+	authBug       authBugMode
+	clearPassword string // for authBugPrefix only; set by tests
 }
+
+// authBugMode selects a deliberately broken access check, for tests only;
+// the zero value is the real one.
+type authBugMode uint8
+
+const (
+	authCorrect authBugMode = iota
+	// authBugOneFree lets the first refused request through before AUTH.
+	authBugOneFree
+	// authBugPrefix accepts, as the password, any prefix of it (what a
+	// hand-written byte loop that stops at the shorter input does),
+	// instead of comparing hashes in constant time. The test sets
+	// clearPassword, which nothing else does.
+	authBugPrefix
+)
 
 // sessionCounts are one session's counters. Only the session writes them
 // (an uncontended atomic add per request); Server.Stats reads them.
@@ -75,6 +103,16 @@ type sessionCounts struct {
 	byCmd     [len(commandNames)]atomic.Uint64 // requests by Command
 	commits   atomic.Uint64
 	conflicts atomic.Uint64
+	errs      [numErrKinds]atomic.Uint64 // Error responses by kind
+	bytesIn   atomic.Uint64              // bytes read from the client
+	bytesOut  atomic.Uint64              // bytes written to the client
+}
+
+// countError counts the Error response resp, if it is one.
+func (c *sessionCounts) countError(resp []byte) {
+	if k, ok := responseErrKind(resp); ok {
+		c.errs[k].Add(1)
+	}
 }
 
 // RequirePassword makes the session refuse every request but AUTH, PING,
@@ -145,7 +183,9 @@ func (s *Session) Close() {
 func (s *Session) ExecuteLine(dst, line []byte) (out []byte, quit bool) {
 	req, err := ParseRequest(line)
 	if err != nil {
-		return appendError(dst, err.Error(), ""), false
+		out = appendError(dst, err.Error(), "")
+		s.counts.countError(out[len(dst):])
+		return out, false
 	}
 	return s.Execute(dst, req)
 }
@@ -174,6 +214,9 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 				out = appendError(out[:n], mesgNotDurable, err.Error())
 			}
 		}
+	}
+	if len(out) > n+11 && out[n+11] == 'E' { // {"status":"E...
+		s.counts.countError(out[n:])
 	}
 	return out, quit
 }
@@ -210,11 +253,16 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 	}
 	if int(req.Cmd) < len(s.counts.byCmd) {
 		s.counts.byCmd[req.Cmd].Add(1)
+		s.executed++
 	}
 	if s.password != nil && !s.authed {
 		switch req.Cmd {
 		case CmdAuth, CmdPing, CmdHelp, CmdExit:
 		default:
+			if s.authBug == authBugOneFree {
+				s.authBug = authCorrect // just this once
+				break
+			}
 			return appendError(dst, mesgAuthNeeded, ""), false
 		}
 	}
@@ -315,7 +363,11 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			return appendError(dst, mesgNoPassword, ""), false
 		}
 		h := sha256.Sum256(req.Value)
-		if subtle.ConstantTimeCompare(h[:], s.password[:]) != 1 {
+		ok := subtle.ConstantTimeCompare(h[:], s.password[:]) == 1
+		if s.authBug == authBugPrefix {
+			ok = strings.HasPrefix(s.clearPassword, string(req.Value))
+		}
+		if !ok {
 			return appendError(dst, mesgBadPassword, ""), false
 		}
 		s.authed = true

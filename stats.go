@@ -38,6 +38,22 @@ type Stats struct {
 	// RuntimeBytes is all the memory the Go runtime has mapped (close to
 	// the process's resident set when the OS has not reclaimed any).
 	RuntimeBytes uint64 `json:"runtime_bytes"`
+	// Errors is the number of Error responses sent, whatever their
+	// cause (a parse error, a missing key, a refused client...).
+	Errors uint64 `json:"errors"`
+	// ErrorsByKind counts Error responses by kind, one per stable mesg
+	// prefix (the names ErrorKinds returns; every kind is present, zero
+	// or not); their sum is Errors. STATS leaves it out.
+	ErrorsByKind map[string]uint64 `json:"-"`
+	// BytesIn and BytesOut are the bytes read from clients and written to
+	// them (requests and responses; inside TLS, the plain text).
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
+	// Latency is the histogram of the time the server took to answer
+	// requests; its count is Commands (every executed request is
+	// measured), once the responses have been written. STATS leaves it
+	// out; a Session without a Server does not measure it.
+	Latency LatencyHistogram `json:"-"`
 }
 
 // processStart is the origin of UptimeSeconds for a Session without a
@@ -67,19 +83,17 @@ func (s *Session) storeStats() Stats {
 	st := Stats{
 		Keys:          int64(s.store.Len()),
 		Connections:   1,
-		Commits:       s.counts.commits.Load(),
-		Conflicts:     s.counts.conflicts.Load(),
 		UptimeSeconds: time.Since(processStart).Seconds(),
 		Memory:        s.store.MemoryUsage(),
 	}
-	st.addCommands(&s.counts)
+	st.addCounts(&s.counts)
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
 	return st
 }
 
-// addCommands adds the request counts of c to st.Commands and
-// st.CommandsByType.
-func (st *Stats) addCommands(c *sessionCounts) {
+// addCounts adds the counters of c to st: requests, by type, commits,
+// conflicts, errors, by kind, and bytes.
+func (st *Stats) addCounts(c *sessionCounts) {
 	if st.CommandsByType == nil {
 		st.CommandsByType = make(map[string]uint64, len(c.byCmd))
 	}
@@ -91,6 +105,18 @@ func (st *Stats) addCommands(c *sessionCounts) {
 		st.Commands += n
 		st.CommandsByType[commandNames[cmd]] += n
 	}
+	if st.ErrorsByKind == nil {
+		st.ErrorsByKind = make(map[string]uint64, numErrKinds)
+	}
+	for k := range c.errs {
+		n := c.errs[k].Load()
+		st.Errors += n
+		st.ErrorsByKind[errKinds[k].name] += n
+	}
+	st.Commits += c.commits.Load()
+	st.Conflicts += c.conflicts.Load()
+	st.BytesIn += c.bytesIn.Load()
+	st.BytesOut += c.bytesOut.Load()
 }
 
 // appendStats appends {"status":"Ok","result":{...}}, the figures as a
@@ -107,34 +133,48 @@ func appendStats(dst []byte, st Stats) []byte {
 
 // Stats returns the server's figures now. It is cheap enough to call on
 // every metrics scrape: it sums the per-connection counters (each written
-// by its own connection only) under the server's lock, and takes no lock
-// on the request path.
+// by its own connection only) and the event loops' latency histograms
+// under the server's lock, and takes no lock on the request path.
 func (s *Server) Stats() Stats {
 	st := Stats{
 		Keys:          int64(s.store.Len()),
-		Commits:       s.closedCounts.commits.Load(),
-		Conflicts:     s.closedCounts.conflicts.Load(),
 		UptimeSeconds: time.Since(s.started).Seconds(),
 		Memory:        s.store.MemoryUsage(),
 	}
 	s.mu.Lock()
 	st.Connections = int64(len(s.conns))
-	st.addCommands(&s.closedCounts)
+	st.addCounts(&s.closedCounts)
+	s.closedLatency.addTo(&st.Latency)
 	for c := range s.conns {
-		st.addCommands(&c.sess.counts)
-		st.Commits += c.sess.counts.commits.Load()
-		st.Conflicts += c.sess.counts.conflicts.Load()
+		st.addCounts(&c.sess.counts)
+		if c.latency != nil { // served by a goroutine
+			c.latency.addTo(&st.Latency)
+		}
+	}
+	for _, l := range s.loops {
+		l.latency.addTo(&st.Latency)
 	}
 	s.mu.Unlock()
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
 	return st
 }
 
-// addClosed keeps the counters of a session whose connection has ended.
-func (s *Server) addClosed(c *sessionCounts) {
-	for i := range c.byCmd {
-		s.closedCounts.byCmd[i].Add(c.byCmd[i].Load())
+// addClosed keeps the counters of a connection that has ended. It is
+// called with s.mu held.
+func (s *Server) addClosed(c *serverConn) {
+	sc := &c.sess.counts
+	for i := range sc.byCmd {
+		s.closedCounts.byCmd[i].Add(sc.byCmd[i].Load())
 	}
-	s.closedCounts.commits.Add(c.commits.Load())
-	s.closedCounts.conflicts.Add(c.conflicts.Load())
+	for i := range sc.errs {
+		s.closedCounts.errs[i].Add(sc.errs[i].Load())
+	}
+	s.closedCounts.commits.Add(sc.commits.Load())
+	s.closedCounts.conflicts.Add(sc.conflicts.Load())
+	s.closedCounts.bytesIn.Add(sc.bytesIn.Load())
+	s.closedCounts.bytesOut.Add(sc.bytesOut.Load())
+	if c.latency != nil {
+		s.closedLatency.merge(c.latency)
+		c.latency = nil
+	}
 }

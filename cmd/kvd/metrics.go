@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,23 +22,74 @@ import (
 // prefix) with github.com/VictoriaMetrics/metrics, refreshed on every
 // scrape. Only cmd/kvd imports the library: programs that embed the
 // Store do not.
+//
+// The metrics: kvd_commands_total{cmd}, kvd_errors_total{kind} (every
+// kind of kvstore.ErrorKinds, zero or not), kvd_commits_total,
+// kvd_conflicts_total, kvd_bytes_in_total, kvd_bytes_out_total,
+// kvd_request_duration_seconds (a histogram), and the gauges kvd_keys,
+// kvd_connections, kvd_memory_bytes, kvd_heap_bytes, kvd_runtime_bytes,
+// kvd_uptime_seconds.
 type metricsExporter struct {
 	stats func() kvstore.Stats
 	set   *metrics.Set
 
 	mu       sync.Mutex // serializes scrapes: counters are set, then written
+	last     kvstore.Stats
 	commits  *metrics.Counter
 	conflict *metrics.Counter
+	bytesIn  *metrics.Counter
+	bytesOut *metrics.Counter
 	byCmd    map[string]*metrics.Counter
+	byKind   map[string]*metrics.Counter
 }
 
 func init() { metrics.ExposeMetadata(true) } // # HELP and # TYPE lines
 
+// latencyMetric is the name of the request latency histogram.
+const latencyMetric = "kvd_request_duration_seconds"
+
 func newMetricsExporter(stats func() kvstore.Stats) *metricsExporter {
-	e := &metricsExporter{stats: stats, set: metrics.NewSet(), byCmd: map[string]*metrics.Counter{}}
+	e := &metricsExporter{stats: stats, set: metrics.NewSet(), byCmd: map[string]*metrics.Counter{}, byKind: map[string]*metrics.Counter{}}
 	e.commits = e.set.NewCounter("kvd_commits_total")
 	e.conflict = e.set.NewCounter("kvd_conflicts_total")
+	e.bytesIn = e.set.NewCounter("kvd_bytes_in_total")
+	e.bytesOut = e.set.NewCounter("kvd_bytes_out_total")
+	for _, kind := range kvstore.ErrorKinds() {
+		e.byKind[kind] = e.set.NewCounter(`kvd_errors_total{kind="` + kind + `"}`)
+	}
+	e.set.RegisterMetricsWriter(e.writeLatency)
 	return e
+}
+
+// latencyBounds are the upper bounds of the histogram's finite buckets,
+// in seconds, as the le labels show them.
+var latencyBounds = func() []string {
+	b := make([]string, kvstore.LatencyBuckets)
+	for i := range b {
+		b[i] = strconv.FormatFloat(kvstore.LatencyBound(i).Seconds(), 'g', -1, 64)
+	}
+	return b
+}()
+
+// writeLatency writes the latency histogram of the scrape's Stats as a
+// Prometheus histogram (cumulative buckets, _sum and _count). The server
+// counts requests in fixed buckets with atomic counters, and the
+// library's PrometheusHistogram only takes one observation at a time, so
+// the bucket counts are written the way the library writes the Go
+// runtime's histograms: its metadata helper, then one line per bucket.
+// Called by e.set.WritePrometheus, under e.mu.
+func (e *metricsExporter) writeLatency(w io.Writer) {
+	h := &e.last.Latency
+	metrics.WriteMetadataIfNeeded(w, latencyMetric, "histogram")
+	var cum uint64
+	for i, bound := range latencyBounds {
+		cum += h.Counts[i]
+		fmt.Fprintf(w, "%s_bucket{le=%q} %d\n", latencyMetric, bound, cum)
+	}
+	cum += h.Counts[kvstore.LatencyBuckets]
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", latencyMetric, cum)
+	fmt.Fprintf(w, "%s_sum %s\n", latencyMetric, strconv.FormatFloat(h.Sum.Seconds(), 'g', -1, 64))
+	fmt.Fprintf(w, "%s_count %d\n", latencyMetric, cum)
 }
 
 // ServeHTTP writes the metrics in the Prometheus text format.
@@ -43,8 +97,16 @@ func (e *metricsExporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.stats()
+	e.last = st
 	e.commits.Set(st.Commits)
 	e.conflict.Set(st.Conflicts)
+	e.bytesIn.Set(st.BytesIn)
+	e.bytesOut.Set(st.BytesOut)
+	for kind, n := range st.ErrorsByKind {
+		if c, ok := e.byKind[kind]; ok {
+			c.Set(n)
+		}
+	}
 	names := make([]string, 0, len(st.CommandsByType))
 	for name := range st.CommandsByType {
 		names = append(names, name)
