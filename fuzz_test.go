@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
@@ -282,23 +284,44 @@ func FuzzSession(f *testing.F) {
 
 // FuzzAuthSession is FuzzSession on a Session that requires a password:
 // before a correct AUTH nothing but AUTH, PING, HELP and EXIT may run, and
-// nothing changes the store.
+// nothing changes the store. TestAuthFuzzCatchesBrokenAuth shows it
+// failing on deliberately broken access checks.
 func FuzzAuthSession(f *testing.F) {
-	f.Add([]byte("PUT a 1\nAUTH wrong\nGET a\nauth  s3cret pw\nPUT a 2\nGET a"))
-	f.Add([]byte("STATS\nSTART\nAUTH s3cret pw \nAUTH s3cret pw\nSTATS\nDEL a"))
-	f.Add([]byte("AUTH\nAUTH \nHELP\nPING\nAUTH s3cret pw\r\nSTART\nPUT x y\nCOMMIT"))
-	f.Fuzz(func(t *testing.T, stream []byte) { fuzzSession(t, stream, "s3cret pw") })
+	for _, seed := range authSeeds {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, stream []byte) { fuzzSession(t, stream, authPassword) })
+}
+
+// authPassword is the password of FuzzAuthSession's sessions.
+const authPassword = "s3cret pw"
+
+// authSeeds is FuzzAuthSession's seed corpus.
+var authSeeds = []string{
+	"PUT a 1\nAUTH wrong\nGET a\nauth  s3cret pw\nPUT a 2\nGET a",
+	"STATS\nSTART\nAUTH s3cret pw \nAUTH s3cret pw\nSTATS\nDEL a",
+	"AUTH\nAUTH \nHELP\nPING\nAUTH s3cret pw\r\nSTART\nPUT x y\nCOMMIT",
+	"AUTH s3cret\nPUT a 1\nAUTH s3cret pw\nGET a", // a prefix of the password
 }
 
 // fuzzSession runs stream through a Session and sessionModel with password
-// required ("" for none).
+// required ("" for none), and fails t at the first difference.
 func fuzzSession(t *testing.T, stream []byte, password string) {
+	if err := checkSession(stream, password, authCorrect); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSession runs stream through a Session (with the access check bug
+// selects) and sessionModel, and returns the first difference.
+func checkSession(stream []byte, password string, bug authBugMode) error {
 	{
 		frozen := time.Unix(1_700_000_000, 0)
 		store := New(WithClock(func() time.Time { return frozen }))
 		defer store.Close()
 		s := NewSession(store, 3)
 		s.RequirePassword(password)
+		s.authBug, s.clearPassword = bug, password
 		m := &sessionModel{base: map[string]mval{}, maxDepth: 3, password: password}
 		keys := map[string]bool{}
 		var out []byte
@@ -321,13 +344,13 @@ func fuzzSession(t *testing.T, stream []byte, password string) {
 					Result map[string]float64
 				}
 				if err := json.Unmarshal(out, &st); err != nil || st.Status != "Ok" || st.Result["keys"] != float64(store.Len()) {
-					t.Fatalf("%q: got %q (%v), want the stats of %d keys", line, out, err, store.Len())
+					return fmt.Errorf("%q: got %q (%v), want the stats of %d keys", line, out, err, store.Len())
 				}
 			} else if !bytes.Equal(out, want) {
-				t.Fatalf("%q: got %q, model says %q", line, out, want)
+				return fmt.Errorf("%q: got %q, model says %q", line, out, want)
 			}
 			if s.Depth() != len(m.levels) {
-				t.Fatalf("%q: depth %d, model %d", line, s.Depth(), len(m.levels))
+				return fmt.Errorf("%q: depth %d, model %d", line, s.Depth(), len(m.levels))
 			}
 		}
 		s.Close()
@@ -335,14 +358,67 @@ func fuzzSession(t *testing.T, stream []byte, password string) {
 			got, gok := store.Get(k)
 			want, wok := m.base[k]
 			if got != want.v || gok != wok {
-				t.Fatalf("after Close, store %q = %q,%v; model %q,%v", k, got, gok, want.v, wok)
+				return fmt.Errorf("after Close, store %q = %q,%v; model %q,%v", k, got, gok, want.v, wok)
 			}
 			if ttl, _ := store.TTL(k); ttl != time.Duration(want.ttl)*time.Second {
-				t.Fatalf("after Close, store TTL(%q) = %v; model %ds", k, ttl, want.ttl)
+				return fmt.Errorf("after Close, store TTL(%q) = %v; model %ds", k, ttl, want.ttl)
 			}
 		}
 		if store.Len() != len(m.base) {
-			t.Fatalf("store has %d keys, model %d", store.Len(), len(m.base))
+			return fmt.Errorf("store has %d keys, model %d", store.Len(), len(m.base))
 		}
+	}
+	return nil
+}
+
+// TestAuthFuzzCatchesBrokenAuth shows FuzzAuthSession's checker failing on
+// deliberately broken access checks (see authBugMode): a session that lets
+// one request through before AUTH, and one that accepts any prefix of the
+// password (a hand-written comparison that stops at the shorter input, as
+// a non-constant-time one typically does). Each is run on the seed corpus
+// and on 500 random streams of requests, the way the fuzzer feeds them;
+// the correct session passes them all, and each broken one must fail some.
+func TestAuthFuzzCatchesBrokenAuth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	lines := []string{"PUT a 1", "GET a", "DEL a", "START", "COMMIT", "PING", "STATS",
+		"AUTH s3cret pw", "AUTH s3cret", "AUTH s3", "AUTH ", "AUTH wrong", "AUTH s3cret pw ", "AUTH S3cret pw"}
+	streams := slices.Clone(authSeeds)
+	for range 500 {
+		var b strings.Builder
+		for i := range 1 + rng.IntN(6) {
+			if i > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(lines[rng.IntN(len(lines))])
+		}
+		streams = append(streams, b.String())
+	}
+	for _, stream := range streams {
+		if err := checkSession([]byte(stream), authPassword, authCorrect); err != nil {
+			t.Fatalf("the correct session fails on %q: %v", stream, err)
+		}
+	}
+	for _, bug := range []struct {
+		name string
+		mode authBugMode
+	}{{"one request let through before AUTH", authBugOneFree}, {"prefix comparison", authBugPrefix}} {
+		caught, seeds := 0, 0
+		var example error
+		for i, stream := range streams {
+			if err := checkSession([]byte(stream), authPassword, bug.mode); err != nil {
+				caught++
+				if i < len(authSeeds) {
+					seeds++
+				}
+				if example == nil {
+					example = err
+				}
+			}
+		}
+		if caught == 0 {
+			t.Errorf("%s: not caught by any of %d streams", bug.name, len(streams))
+			continue
+		}
+		t.Logf("%s: caught by %d of %d streams (%d of %d seeds), e.g. %v", bug.name, caught, len(streams), seeds, len(authSeeds), example)
 	}
 }
