@@ -14,8 +14,8 @@ import (
 )
 
 // fakeKeyspace is the state behind a SCRIPTED FAKE kvd (see fakeServer)
-// that answers EXPIRE, TTL, PERSIST, KEYS, STATS and AUTH as PROTOCOL.md
-// sections 7, 9 and 10 describe them. It checks the exact request lines
+// that answers EXPIRE, TTL, PERSIST, KEYS, STATS and AUTH as docs/PROTOCOL.md
+// describes them ("Access control and TLS", "STATS", "Expiry and listing"). It checks the exact request lines
 // the client sends and its decoding of each answer shape (a page cut
 // short, TTL's "-1"). The same commands are tested against the real
 // kvstore.Server in access_test.go (AUTH, STATS, TLS), expiry_test.go

@@ -10,7 +10,7 @@ import (
 
 // fakeServer is a SCRIPTED FAKE kvd, not the real server: it reads request
 // lines and answers each with whatever its handler returns, speaking the
-// wire format of PROTOCOL.md. Tests use it only where the real Server
+// wire format of docs/PROTOCOL.md. Tests use it only where the real Server
 // cannot produce the situation under test (a response held back on
 // purpose, garbage on the wire, a server that stops reading) and for
 // commands whose server side has not landed yet.

@@ -134,7 +134,7 @@ func startKVD(t *testing.T, flags ...string) *kvdProcess {
 // TestKVDExitsPromptlyOnSIGTERM: the real kvd binary, sent SIGTERM while
 // clients that never read wait for megabytes of responses, eight clients
 // keep pipelining (and reading), and a transaction is open, exits with
-// status 0 within 2 s (PROTOCOL.md section 1; the assertion is looser, for
+// status 0 within 2 s (docs/PROTOCOL.md, "Shutdown"; the assertion is looser, for
 // loaded machines, and the measured time is logged). Both backends.
 func TestKVDExitsPromptlyOnSIGTERM(t *testing.T) {
 	for _, b := range []struct{ name, loops string }{{"goroutines", "0"}, {"event-loops", "-1"}} {

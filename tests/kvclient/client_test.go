@@ -6,7 +6,7 @@ import (
 )
 
 // TestParseResponse: the strict decoder accepts exactly the shapes of
-// PROTOCOL.md section 3, so that the suites notice a malformed response.
+// docs/PROTOCOL.md ("Responses"), so that the suites notice a malformed response.
 func TestParseResponse(t *testing.T) {
 	good := []string{
 		`{"status":"Ok"}`,

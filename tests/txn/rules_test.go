@@ -7,7 +7,7 @@ import (
 )
 
 // conflictRules checks, step by step with two clients, the rules of
-// PROTOCOL.md section 4 that the randomized scenarios only reach by
+// docs/PROTOCOL.md ("Transactions") that the randomized scenarios only reach by
 // chance: which concurrent changes make a COMMIT fail and which do not,
 // the snapshot taken at START, real-time order, and nested rollback.
 func conflictRules(addr string, _ bool) (*outcome, error) {
