@@ -3,6 +3,7 @@ package kvstore
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kvd-dev/kvstore/internal/wal"
 )
@@ -66,7 +67,13 @@ func (s *Store) Compact() error {
 	}
 	d.lastSnapTs.Store(readTs)
 	d.lastSnapSize.Store(size)
-	return s.dropCovered(readTs)
+	d.lastSnapUnix.Store(time.Now().Unix())
+	d.compacted.Add(1)
+	if err := s.dropCovered(readTs); err != nil {
+		return err
+	}
+	d.log.ForgetOlder() // only the segment started at readTs+1 is left
+	return nil
 }
 
 // writeSnapshot adds every key that holds a value at readTs to w, one

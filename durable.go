@@ -41,6 +41,8 @@ type durability struct {
 	compactions  sync.WaitGroup
 	lastSnapSize atomic.Int64  // size of the newest snapshot
 	lastSnapTs   atomic.Uint64 // its timestamp
+	lastSnapUnix atomic.Int64  // when it was written (Unix seconds); 0: no snapshot
+	compacted    atomic.Uint64 // compactions that wrote a snapshot since Open
 	closed       atomic.Bool
 
 	// ackEarly is a deliberate bug for tests: commits do not wait for

@@ -74,6 +74,7 @@ func (s *Store) recover(d wal.Dir) error {
 		rec      wal.Commit
 		lastName string
 		lastSize int64 = -1 // valid size of the last segment; -1: none usable
+		older    int64      // valid bytes of the segments before the last
 	)
 	for i, first := range segs {
 		name := wal.Join(dir, wal.SegmentName(first))
@@ -116,6 +117,7 @@ func (s *Store) recover(d wal.Dir) error {
 			lastName, lastSize = name, valid
 			break
 		}
+		older += valid
 	}
 
 	// Append to the last segment if it has a header; else start one.
@@ -154,7 +156,7 @@ func (s *Store) recover(d wal.Dir) error {
 		f.Close()
 		return err
 	}
-	s.dur.log = wal.NewLog(wal.Options{FS: fs, Dir: dir, Mode: s.walMode(), OnWrite: s.autoCompact}, f, lastSize, segFirst, committed)
+	s.dur.log = wal.NewLog(wal.Options{FS: fs, Dir: dir, Mode: s.walMode(), OnWrite: s.autoCompact, OlderBytes: older}, f, lastSize, segFirst, committed)
 	return nil
 }
 
@@ -197,6 +199,9 @@ func (s *Store) loadSnapshot(ts uint64) error {
 	s.live.Add(n)
 	s.oracle.committed.Store(ts)
 	s.dur.lastSnapSize.Store(cr.n)
+	if mt, err := s.dur.fs.ModTime(name); err == nil {
+		s.dur.lastSnapUnix.Store(mt.Unix())
+	}
 	return nil
 }
 

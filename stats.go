@@ -54,6 +54,10 @@ type Stats struct {
 	// measured), once the responses have been written. STATS leaves it
 	// out; a Session without a Server does not measure it.
 	Latency LatencyHistogram `json:"-"`
+	// DurabilityStats are the commit log's and snapshots' figures; nil
+	// (and absent from STATS) for a store in memory only. Its fields are
+	// promoted: check for nil before reading st.LogBytes.
+	*DurabilityStats
 }
 
 // processStart is the origin of UptimeSeconds for a Session without a
@@ -88,6 +92,7 @@ func (s *Session) storeStats() Stats {
 	}
 	st.addCounts(&s.counts)
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
+	st.DurabilityStats = s.store.DurabilityStats()
 	return st
 }
 
@@ -156,6 +161,7 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.Unlock()
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
+	st.DurabilityStats = s.store.DurabilityStats()
 	return st
 }
 

@@ -141,11 +141,12 @@ base=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
 after_base=$(rss_kib "$KVD_PID")
 ( peak=0; while kill -0 "$KVD_PID" 2>/dev/null; do r=$(rss_kib "$KVD_PID"); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/peak"; sleep 0.05; done ) &
 SAMPLER_PID=$!
-( sleep 1; t=$(now); ask "$KVD_PORT" COMPACT >/dev/null; n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | head -1)
-  for _ in $(seq 6000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | head -1); [ "$n1" != "$n0" ] && break; sleep 0.05; done
+( sleep 1; n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); t=$(now); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
+  for _ in $(seq 6000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); [ "$n1" != "$n0" ] && break; sleep 0.05; done
   echo "$(since "$t")" >"$WORK/compact_s" ) &
+COMPACTOR_PID=$!
 comp=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
-wait %2 2>/dev/null || true
+wait "$COMPACTOR_PID" 2>/dev/null || true
 stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
 ops() { echo "$1" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2; }
 p99() { echo "$1" | sed 's/.*"latency_us"://' | grep -o '"p99":[0-9.]*' | head -1 | cut -d: -f2; }

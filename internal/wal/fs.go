@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 )
 
 // FS is the file-system layer the log and snapshots use: just the
@@ -33,6 +34,8 @@ type FS interface {
 	// held until the returned Closer is closed; it fails at once if
 	// another process holds it.
 	Lock(name string) (io.Closer, error)
+	// ModTime returns when a file was last written.
+	ModTime(name string) (time.Time, error)
 }
 
 // File is a file open for writing.
@@ -122,6 +125,15 @@ func (OS) Lock(name string) (io.Closer, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// ModTime implements FS.
+func (OS) ModTime(name string) (time.Time, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fi.ModTime(), nil
 }
 
 // ErrLocked is returned (wrapped) by Lock when another process holds the

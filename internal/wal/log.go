@@ -42,6 +42,9 @@ type Options struct {
 	// OnWrite, if set, is called by the writer after each batch with the
 	// number of log bytes written since the last rotation.
 	OnWrite func(sinceRotation int64)
+	// OlderBytes is the size of the segments before the open one that
+	// are still on disk (see Log.Bytes).
+	OlderBytes int64
 }
 
 // Log is the commit log writer: callers append framed records to an
@@ -71,6 +74,7 @@ type Log struct {
 	written  atomic.Uint64 // records up to this timestamp are written
 	size     atomic.Int64  // bytes in the current segment
 	sinceRot atomic.Int64  // bytes written since the last rotation
+	older    atomic.Int64  // bytes of the segments before the current one
 
 	// Owned by the writer.
 	f File
@@ -95,6 +99,7 @@ func NewLog(opts Options, f File, size int64, segFirst, lastTs uint64) *Log {
 	l.written.Store(lastTs)
 	l.size.Store(size)
 	l.sinceRot.Store(size)
+	l.older.Store(opts.OlderBytes)
 	go l.run()
 	return l
 }
@@ -152,6 +157,15 @@ func (l *Log) Durable() uint64 { return l.durable.Load() }
 // Size returns the size of the current segment in bytes, and the bytes
 // written since the last rotation (the current segment).
 func (l *Log) Size() int64 { return l.size.Load() }
+
+// Bytes returns the size of the log on disk: the current segment and
+// the segments before it that ForgetOlder has not dropped.
+func (l *Log) Bytes() int64 { return l.older.Load() + l.size.Load() }
+
+// ForgetOlder tells the log that the segments before the current one
+// have been removed (a snapshot covers them): Bytes counts only the
+// current segment from now on.
+func (l *Log) ForgetOlder() { l.older.Store(0) }
 
 // WaitDurable waits until the record of timestamp ts (and all before it)
 // is synced. It returns an error wrapping ErrFailed if the log failed
@@ -332,6 +346,7 @@ func (l *Log) write(buf []byte, rot *rotation) error {
 		return err
 	}
 	l.f = f
+	l.older.Add(l.size.Load())
 	l.size.Store(0)
 	l.sinceRot.Store(0)
 	if err := l.writeBytes(AppendFileHeader(nil, KindLog)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path"
 	"sort"
 	"sync"
+	"time"
 )
 
 // StrictMem is an in-memory FS that keeps, like a disk after a power
@@ -35,6 +36,7 @@ type StrictMem struct {
 type memInode struct {
 	data   []byte
 	synced []byte
+	mtime  time.Time // last Create or Write
 }
 
 // ErrInjected is the error of the operations StrictMem fails on purpose.
@@ -81,7 +83,7 @@ func (m *StrictMem) Crash() {
 	for name, ino := range m.durable {
 		n, ok := seen[ino]
 		if !ok {
-			n = &memInode{data: bytes.Clone(ino.synced), synced: bytes.Clone(ino.synced)}
+			n = &memInode{data: bytes.Clone(ino.synced), synced: bytes.Clone(ino.synced), mtime: ino.mtime}
 			seen[ino] = n
 		}
 		files[name] = n
@@ -141,6 +143,7 @@ func (m *StrictMem) Create(name string) (File, error) {
 		ino = &memInode{}
 		m.files[name] = ino
 	}
+	ino.mtime = time.Now()
 	return &memFile{m: m, ino: ino}, nil
 }
 
@@ -270,6 +273,17 @@ func (m *StrictMem) Lock(name string) (io.Closer, error) {
 	return memLock{m, name}, nil
 }
 
+// ModTime implements FS.
+func (m *StrictMem) ModTime(name string) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ino, ok := m.files[name]
+	if !ok {
+		return time.Time{}, &os.PathError{Op: "stat", Path: name, Err: os.ErrNotExist}
+	}
+	return ino.mtime, nil
+}
+
 type memLock struct {
 	m    *StrictMem
 	name string
@@ -297,6 +311,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 		return half, err
 	}
 	f.ino.data = append(f.ino.data, p...)
+	f.ino.mtime = time.Now()
 	return len(p), nil
 }
 
