@@ -2,25 +2,32 @@
 # durability.sh: recovery time and compaction cost of kvd's durable mode,
 # next to Redis's AOF (issue 9).
 #
-#  1. Recovery, log only: load N keys of 64 bytes (kvd -dir -fsync no;
-#     redis --appendonly yes --appendfsync no with automatic AOF rewrite
-#     off), stop the servers (SIGTERM), restart them on their data and
-#     time until each answers (kvd: until it listens; redis: until PING
-#     answers PONG rather than LOADING). Also the log sizes.
+#  1. Recovery, log only: load N keys of 64 bytes through kvbench -prefill
+#     (kvd -dir -fsync no; redis --appendonly yes --appendfsync no with
+#     automatic AOF rewrite off), stop the servers (SIGTERM), restart them
+#     on their data and time until each answers PING (kvd: it listens once
+#     recovered; redis: PONG rather than LOADING). Redis 7 keeps a
+#     multi-part AOF (appendonlydir/: a base file and an incr file of
+#     commands); started empty, its base is an empty RDB, so this load is
+#     the commands of the incr file. Also the data sizes.
 #  2. Recovery, snapshot + log: compact (kvd: COMPACT; redis:
-#     BGREWRITEAOF, an RDB-preamble base file), then write N/10 more keys,
-#     restart and time again.
+#     BGREWRITEAOF, which with Redis 7's default aof-use-rdb-preamble yes
+#     writes the base as RDB), then write N/10 more keys, restart and time
+#     again.
 #  3. Compaction while serving: on the loaded kvd, a kvbench run of -d
-#     (50 connections, GET:PUT 9:1) without compaction, then the same run
-#     with COMPACT sent one second in; RSS sampled every 50 ms; reports
-#     RSS before, peak RSS during the run, and both throughputs.
+#     (50 connections, GET:PUT 9:1 over all N keys) without compaction,
+#     then the same run with COMPACT sent three seconds in; RSS sampled
+#     every 50 ms; reports RSS before, peak RSS during each run, the
+#     throughput from STATS's command count in the 2 s before COMPACT and
+#     from COMPACT until the new snapshot is in place, and both runs'
+#     throughputs.
 #
-# Usage: bench/durability.sh [-n 1000000] [-d 10s]
+# Usage: bench/durability.sh [-n 1000000] [-d 15s]
 # Run it under the bench lock: flock /tmp/kvd-bench.lock bash bench/durability.sh
 set -euo pipefail
 
 N=1000000
-DUR=10s
+DUR=15s
 while getopts "n:d:h" opt; do
   case $opt in
     n) N=$OPTARG ;;
@@ -103,6 +110,9 @@ du_mib() { du -sk "$1" | awk '{printf "%.1f MiB", $1/1024}'; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg); shared with other work"
 echo "go: $(go version | awk '{print $3}'), redis: $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), kvd: $(git rev-parse --short HEAD)"
+# stats_durable: the durability figures of kvd's STATS.
+stats_durable() { ask "$KVD_PORT" STATS | grep -o '"\(keys\|log_bytes\|snapshot_bytes\|snapshot_unix\|compactions\)":[0-9.e+]*' | tr '\n' ' '; }
+redis_files() { (cd "$WORK/redis-data" && find . -type f -printf '%P %s B, ' | sed 's/, $//'); }
 
 log "loading $N keys of 64 bytes into each"
 start_kvd no; start_redis no
@@ -112,7 +122,9 @@ stop_pid "$KVD_PID"; KVD_PID=""; stop_pid "$REDIS_PID"; REDIS_PID=""
 echo
 echo "1. recovery of $N keys, log only: data kvd $(du_mib "$WORK/kvd-data"), redis $(du_mib "$WORK/redis-data")"
 t=$(now); start_kvd no; echo "   kvd restart until it answers: $(since "$t") s ($(grep -o 'took=[^ ]*' "$WORK/kvd.log" | tail -1)), RSS $(rss_kib "$KVD_PID") KiB"
+echo "   kvd STATS: $(stats_durable)"
 t=$(now); start_redis no; echo "   redis restart until it answers: $(since "$t") s ($(grep -o 'DB loaded from append only file: [0-9.]* seconds' "$WORK/redis.log" | tail -1)), RSS $(rss_kib "$REDIS_PID") KiB"
+echo "   redis files: $(redis_files); aof-use-rdb-preamble $(redis-cli -p "$REDIS_PORT" config get aof-use-rdb-preamble | tail -1)"
 
 log "compacting, then $((N / 10)) more writes"
 ask "$KVD_PORT" COMPACT >/dev/null
@@ -130,26 +142,42 @@ kb redis -prefill -load-only -keys $((N / 10)) -vsize 64 -c 50 -q >/dev/null
 stop_pid "$KVD_PID"; KVD_PID=""; stop_pid "$REDIS_PID"; REDIS_PID=""
 echo
 echo "2. recovery, snapshot + log of $((N / 10)) writes: data kvd $(du_mib "$WORK/kvd-data") ($(ls "$WORK/kvd-data" | tr '\n' ' ')), redis $(du_mib "$WORK/redis-data")"
-t=$(now); start_kvd everysec; echo "   kvd restart until it answers: $(since "$t") s ($(grep -o 'took=[^ ]*' "$WORK/kvd.log" | tail -1))"
-t=$(now); start_redis everysec; echo "   redis restart until it answers: $(since "$t") s ($(grep -o 'DB loaded from append only file: [0-9.]* seconds' "$WORK/redis.log" | tail -1))"
+t=$(now); start_kvd everysec; echo "   kvd restart until it answers: $(since "$t") s ($(grep -o 'took=[^ ]*' "$WORK/kvd.log" | tail -1)), RSS $(rss_kib "$KVD_PID") KiB"
+echo "   kvd STATS: $(stats_durable)"
+t=$(now); start_redis everysec; echo "   redis restart until it answers: $(since "$t") s ($(grep -o 'DB loaded from append only file: [0-9.]* seconds' "$WORK/redis.log" | tail -1)), RSS $(rss_kib "$REDIS_PID") KiB"
+echo "   redis files: $(redis_files)"
 stop_pid "$REDIS_PID"; REDIS_PID=""
 
 echo
 echo "3. compaction of $N keys while serving (kvd -fsync everysec; kvbench -c 50 -ratio 9:1 -d $DUR)"
+# sample FILE: the peak RSS of kvd into FILE, every 50 ms, until stopped.
+sample() { ( peak=0; while kill -0 "$KVD_PID" 2>/dev/null; do r=$(rss_kib "$KVD_PID"); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$1"; sleep 0.05; done ) & SAMPLER_PID=$!; }
 before=$(rss_kib "$KVD_PID")
+sample "$WORK/peak_base"
 base=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
+stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
 after_base=$(rss_kib "$KVD_PID")
-( peak=0; while kill -0 "$KVD_PID" 2>/dev/null; do r=$(rss_kib "$KVD_PID"); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/peak"; sleep 0.05; done ) &
-SAMPLER_PID=$!
-( sleep 1; n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); t=$(now); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
-  for _ in $(seq 6000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); [ "$n1" != "$n0" ] && break; sleep 0.05; done
-  echo "$(since "$t")" >"$WORK/compact_s" ) &
+sample "$WORK/peak"
+# The compactor: STATS's command count one second into the run and two
+# seconds later (throughput before), then COMPACT, and the count again
+# when the new snapshot is renamed into place (throughput during).
+commands() { ask "$KVD_PORT" STATS | grep -o '"commands":[0-9]*' | cut -d: -f2; }
+( sleep 1; c0=$(commands); t0=$(now); sleep 2; c1=$(commands); t1=$(now)
+  n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
+  for _ in $(seq 60000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); [ "$n1" != "$n0" ] && break; sleep 0.01; done
+  c2=$(commands); t2=$(now)
+  echo "$(since "$t1")" >"$WORK/compact_s"
+  awk -v c0="$c0" -v c1="$c1" -v c2="$c2" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
+    'BEGIN {printf "%.0f ops/s in the 2 s before COMPACT, %.0f ops/s from COMPACT to the rename (%.2fx)", (c1-c0)/(t1-t0), (c2-c1)/(t2-t1), ((c2-c1)/(t2-t1))/((c1-c0)/(t1-t0))}' >"$WORK/window" ) &
 COMPACTOR_PID=$!
 comp=$(kb kvd -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
 wait "$COMPACTOR_PID" 2>/dev/null || true
 stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
 ops() { echo "$1" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2; }
 p99() { echo "$1" | sed 's/.*"latency_us"://' | grep -o '"p99":[0-9.]*' | head -1 | cut -d: -f2; }
-echo "   RSS before: $before KiB; after a run without compaction: $after_base KiB; peak during the run with compaction: $(cat "$WORK/peak") KiB ($(awk -v a="$(cat "$WORK/peak")" -v b="$after_base" 'BEGIN {printf "%.2fx", a/b}'))"
+echo "   RSS before: $before KiB; after a run without compaction: $after_base KiB; peak during the run with compaction: $(cat "$WORK/peak") KiB ($(awk -v a="$(cat "$WORK/peak")" -v b="$after_base" 'BEGIN {printf "%.2fx", a/b}') the RSS after the run without, $(awk -v a="$(cat "$WORK/peak")" -v b="$before" 'BEGIN {printf "%.2fx", a/b}') the RSS before)"
+echo "   peak RSS during the run without compaction: $(cat "$WORK/peak_base") KiB"
+echo "   COMPACT answered: $(cat "$WORK/compact_answer"); kvd STATS after: $(stats_durable)"
 echo "   compaction took $(cat "$WORK/compact_s" 2>/dev/null || echo '?') s (COMPACT to the new snapshot's rename)"
-echo "   throughput without compaction: $(ops "$base") ops/s (p99 $(p99 "$base") us); with: $(ops "$comp") ops/s (p99 $(p99 "$comp") us)"
+echo "   throughput (STATS commands) $(cat "$WORK/window" 2>/dev/null || echo '?')"
+echo "   throughput of whole runs without compaction: $(ops "$base") ops/s (p99 $(p99 "$base") us); with: $(ops "$comp") ops/s (p99 $(p99 "$comp") us)"
