@@ -3,7 +3,7 @@
 # next to Redis's AOF (issue 9).
 #
 #  1. Recovery, log only: load N keys of 64 bytes through kvbench -prefill
-#     (kvd -dir -fsync no; redis --appendonly yes --appendfsync no with
+#     (kvd -dir -fsync no -auto-compact 0; redis --appendonly yes --appendfsync no with
 #     automatic AOF rewrite off), stop the servers (SIGTERM), restart them
 #     on their data and time until each answers PING (kvd: it listens once
 #     recovered; redis: PONG rather than LOADING). Redis 7 keeps a
@@ -21,6 +21,7 @@
 #     throughput from STATS's command count in the 2 s before COMPACT and
 #     from COMPACT until the new snapshot is in place, and both runs'
 #     throughputs.
+#  4. The same with Redis's BGREWRITEAOF on its data of step 2.
 #
 # Usage: bench/durability.sh [-n 1000000] [-d 15s]
 # Run it under the bench lock: flock /tmp/kvd-bench.lock bash bench/durability.sh
@@ -92,7 +93,7 @@ wait_answer() { # wait_answer PORT CMD WANT PID
   return 1
 }
 start_kvd() {
-  "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -dir "$WORK/kvd-data" -fsync "$1" -log-level info >>"$WORK/kvd.log" 2>&1 &
+  "$WORK/kvd" -addr "127.0.0.1:$KVD_PORT" -dir "$WORK/kvd-data" -fsync "$1" -auto-compact 0 -log-level info >>"$WORK/kvd.log" 2>&1 &
   KVD_PID=$!
   wait_answer "$KVD_PORT" PING PONG "$KVD_PID"
 }
@@ -181,3 +182,36 @@ echo "   COMPACT answered: $(cat "$WORK/compact_answer"); kvd STATS after: $(sta
 echo "   compaction took $(cat "$WORK/compact_s" 2>/dev/null || echo '?') s (COMPACT to the new snapshot's rename)"
 echo "   throughput (STATS commands) $(cat "$WORK/window" 2>/dev/null || echo '?')"
 echo "   throughput of whole runs without compaction: $(ops "$base") ops/s (p99 $(p99 "$base") us); with: $(ops "$comp") ops/s (p99 $(p99 "$comp") us)"
+
+# The same for Redis, for comparison: BGREWRITEAOF (a forked child writes
+# the RDB-preamble base) three seconds into a run on the data of step 2.
+# RSS: the server's own, and the peak of server + child (the child's
+# copy-on-write pages count in its RSS, shared ones in both).
+stop_pid "$KVD_PID"; KVD_PID=""
+echo
+echo "4. Redis BGREWRITEAOF of the same keys while serving (--appendfsync everysec; the same kvbench runs)"
+start_redis everysec
+rinfo() { redis-cli -p "$REDIS_PORT" info "$1" | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
+rsample() { ( peak=0; while kill -0 "$REDIS_PID" 2>/dev/null; do r=$(rss_kib "$REDIS_PID"); for c in $(pgrep -P "$REDIS_PID"); do r=$((r + $(rss_kib "$c" 2>/dev/null || echo 0))); done
+  [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$1"; sleep 0.05; done ) & SAMPLER_PID=$!; }
+rbefore=$(rss_kib "$REDIS_PID")
+rsample "$WORK/rpeak_base"
+rbase=$(kb redis -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
+stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+rafter_base=$(rss_kib "$REDIS_PID")
+rsample "$WORK/rpeak"
+( sleep 1; c0=$(rinfo stats total_commands_processed); t0=$(now); sleep 2; c1=$(rinfo stats total_commands_processed); t1=$(now)
+  redis-cli -p "$REDIS_PORT" bgrewriteaof >/dev/null
+  for _ in $(seq 60000); do [ "$(rinfo persistence aof_rewrite_in_progress)" = 0 ] && [ "$(rinfo persistence aof_rewrite_scheduled)" = 0 ] && break; sleep 0.01; done
+  c2=$(rinfo stats total_commands_processed); t2=$(now)
+  echo "$(since "$t1")" >"$WORK/rcompact_s"
+  awk -v c0="$c0" -v c1="$c1" -v c2="$c2" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
+    'BEGIN {printf "%.0f ops/s in the 2 s before BGREWRITEAOF, %.0f ops/s from BGREWRITEAOF to its end (%.2fx)", (c1-c0)/(t1-t0), (c2-c1)/(t2-t1), ((c2-c1)/(t2-t1))/((c1-c0)/(t1-t0))}' >"$WORK/rwindow" ) &
+COMPACTOR_PID=$!
+rcomp=$(kb redis -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
+wait "$COMPACTOR_PID" 2>/dev/null || true
+stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
+echo "   RSS before: $rbefore KiB; after a run without rewrite: $rafter_base KiB; peak of server + child during the run with the rewrite: $(cat "$WORK/rpeak") KiB ($(awk -v a="$(cat "$WORK/rpeak")" -v b="$rafter_base" 'BEGIN {printf "%.2fx", a/b}') the RSS after the run without); peak during the run without: $(cat "$WORK/rpeak_base") KiB"
+echo "   rewrite took $(cat "$WORK/rcompact_s" 2>/dev/null || echo '?') s (BGREWRITEAOF until aof_rewrite_in_progress:0)"
+echo "   throughput (INFO total_commands_processed) $(cat "$WORK/rwindow" 2>/dev/null || echo '?')"
+echo "   throughput of whole runs without rewrite: $(ops "$rbase") ops/s (p99 $(p99 "$rbase") us); with: $(ops "$rcomp") ops/s (p99 $(p99 "$rcomp") us)"

@@ -43,6 +43,7 @@ type config struct {
 	fsync           string
 	syncMode        kvstore.SyncMode
 	recoverTruncate bool
+	autoCompact     byteSize
 	level           slog.Level
 	passwordFile    string
 	password        string
@@ -111,7 +112,7 @@ var checks = []check{
 // and errors go to stderr. It returns flag.ErrHelp for -h, and an error
 // wrapping errUsage for anything kvd must refuse.
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{autoCompact: kvstore.DefaultAutoCompactMin}
 	fs := flag.NewFlagSet("kvd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -129,6 +130,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dir, "dir", "", "keep the data in this existing directory (commit log and snapshots); empty = in memory only")
 	fs.StringVar(&c.fsync, "fsync", "everysec", "with -dir, when the log is synced: always (before each acknowledgement), everysec, or no")
 	fs.BoolVar(&c.recoverTruncate, "recover-truncate", false, "with -dir, start from the valid prefix of a damaged log instead of refusing to start (the records after the damage are lost)")
+	fs.Var(&c.autoCompact, "auto-compact", "with -dir, compact the log into a snapshot in the background once it is larger than this and than the last snapshot: bytes, or with a KiB, MiB or GiB suffix (0 = never by itself; COMPACT still works)")
 	fs.TextVar(&c.level, "log-level", slog.LevelInfo, "log level: debug (adds client connects with their address), info, warn or error")
 	fs.StringVar(&c.passwordFile, "password-file", "", "require AUTH with the password on this file's first line (or set KVD_PASSWORD)")
 	fs.BoolVar(&c.protectedMode, "protected-mode", true, "with no password, serve only clients on this host (loopback)")
@@ -201,4 +203,13 @@ func loadTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// autoCompactMin is the kvstore.WithAutoCompact argument for
+// -auto-compact: its size, or -1 (off) for 0.
+func (c *config) autoCompactMin() int64 {
+	if c.autoCompact == 0 {
+		return -1
+	}
+	return int64(c.autoCompact)
 }

@@ -31,6 +31,8 @@ func TestParseConfigRefuses(t *testing.T) {
 		{"-tls-cert", "x.pem"},
 		{"-tls-cert", "missing.pem", "-tls-key", "missing.key"},
 		{"-max-line", "ten"},
+		{"-auto-compact", "-1"},
+		{"-auto-compact", "64MB"},
 	} {
 		var stderr bytes.Buffer
 		_, err := parseConfig(args, &stderr)
@@ -53,6 +55,14 @@ func TestParseConfigAccepts(t *testing.T) {
 	}
 	if c, err = parseConfig(nil, &stderr); err != nil || !c.protectedMode || c.addr != ":4000" {
 		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	if c.autoCompactMin() != 64<<20 {
+		t.Fatalf("default -auto-compact: %d", c.autoCompactMin())
+	}
+	for arg, want := range map[string]int64{"0": -1, "1MiB": 1 << 20, "4096": 4096} {
+		if c, err = parseConfig([]string{"-auto-compact", arg}, &stderr); err != nil || c.autoCompactMin() != want {
+			t.Fatalf("-auto-compact %s: %v, %v; want %d", arg, c, err, want)
+		}
 	}
 	stderr.Reset()
 	if _, err = parseConfig([]string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {

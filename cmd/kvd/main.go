@@ -48,7 +48,7 @@ func run() int {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.level}))
 	storeOpts := []kvstore.StoreOption{kvstore.WithMaxMemory(int64(cfg.maxMemory)), kvstore.WithSync(cfg.syncMode),
-		kvstore.WithRecoverTruncate(cfg.recoverTruncate), kvstore.WithStoreLogger(logger)}
+		kvstore.WithRecoverTruncate(cfg.recoverTruncate), kvstore.WithAutoCompact(cfg.autoCompactMin()), kvstore.WithStoreLogger(logger)}
 	var store *kvstore.Store
 	if cfg.dir == "" {
 		store = kvstore.New(storeOpts...)
