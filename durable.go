@@ -48,7 +48,24 @@ type durability struct {
 	// ackEarly is a deliberate bug for tests: commits do not wait for
 	// the log under SyncAlways.
 	ackEarly bool
+	// revealBug is a deliberate bug for tests of what a response waits
+	// for under SyncAlways (see Session.reveals).
+	revealBug revealBug
 }
+
+// revealBug names the deliberate bugs of durability.revealBug.
+type revealBug int
+
+const (
+	revealRight revealBug = iota // no bug
+	// revealNoneOfReads: a GET waits for nothing, even when it shows
+	// another client's commit that is not synced yet.
+	revealNoneOfReads
+	// revealAllPublished: every response waits for the newest commit
+	// published, even one it does not show (the behaviour before
+	// responses knew what they reveal).
+	revealAllPublished
+)
 
 // syncAlways reports whether commits wait for the log (SyncAlways).
 func (s *Store) syncAlways() bool { return s.dur != nil && s.cfg.sync == SyncAlways }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/kvd-dev/kvstore/internal/wal"
 )
 
 // The epoll backend: a few event loops, each one goroutine with its own
@@ -86,6 +88,8 @@ type eventLoop struct {
 	readyNext []*loopConn   // spare slice for ready
 	drainAt   time.Duration // loop clock: when the shutdown drain ends
 	durWait   []*loopConn   // connections whose output waits for the log
+	durGo     []*loopConn   // scratch: parked connections whose commit is synced
+	durWaiter *wal.Waiter   // how the log wakes the loop for durWait (nil until needed)
 	waitState loopWait      // see wait
 
 	latency  latencyCounts // the loop's connections' request latencies
@@ -449,6 +453,9 @@ func (l *eventLoop) closeAll(reason string) {
 func (l *eventLoop) exit() {
 	l.register()
 	l.closeAll("shutdown")
+	if l.durWaiter != nil {
+		l.srv.store.dur.log.RemoveWaiter(l.durWaiter)
+	}
 	l.mu.Lock()
 	l.closed = true
 	pending := l.pending
@@ -462,31 +469,72 @@ func (l *eventLoop) exit() {
 	}
 }
 
-// settleDurable sends the output that waits for the log (SyncAlways): it
-// waits once, for the newest commit any of it reveals, so that the
-// connections served this round share one fsync, then serves them again
-// to write. If the log failed, they are closed with nothing sent.
+// settleDurable sends the output that was waiting for the log
+// (SyncAlways) and may go now, without blocking the loop: each parked
+// connection (see flush) waits for the one commit its responses depend
+// on (Session.need); those whose commit is synced are served again to
+// write, and the others stay parked while the loop serves everybody
+// else. The log's writer wakes the loop (the Waiter l.durWaiter) once
+// the oldest commit still waited for is synced. If the log failed, or
+// closed short of a connection's commit, that connection is closed with
+// nothing of its parked output sent.
 func (l *eventLoop) settleDurable() {
+	if len(l.durWait) == 0 {
+		return
+	}
+	log := l.srv.store.dur.log
+	if l.durWaiter == nil {
+		l.durWaiter = log.NewWaiter(l.wake)
+	}
 	for len(l.durWait) > 0 {
-		var need uint64
+		var oldest uint64
+		go1 := l.durGo[:0]
+		keep := l.durWait[:0]
 		for _, c := range l.durWait {
-			need = max(need, c.sess.need)
-		}
-		err := l.srv.store.waitDurable(need)
-		conns := l.durWait
-		l.durWait = nil
-		for _, c := range conns {
-			c.durWait = false
 			if c.released {
+				c.durWait = false
 				continue
 			}
-			if err != nil {
+			ok, err := log.DurableOrErr(c.sess.need)
+			switch {
+			case ok:
+				go1 = append(go1, c)
+			case err != nil:
+				c.durWait = false
 				c.out = nil
 				l.release(c, false, "log failed: "+err.Error())
-				continue
+			default:
+				keep = append(keep, c)
+				if oldest == 0 || c.sess.need < oldest {
+					oldest = c.sess.need
+				}
 			}
-			c.sess.need = 0
-			l.serve(c, syscall.EPOLLOUT)
 		}
+		clear(l.durWait[len(keep):])
+		l.durWait = keep
+		for _, c := range go1 {
+			c.durWait = false
+			if !c.released {
+				c.sess.need = 0
+				l.serve(c, syscall.EPOLLOUT) // may park it again
+			}
+		}
+		clear(go1)
+		l.durGo = go1[:0]
+		if len(go1) > 0 {
+			continue // serving may have parked some again
+		}
+		if oldest == 0 {
+			break
+		}
+		// Ask to be woken, then look again: the commit may have been
+		// synced before the writer could see the request.
+		l.durWaiter.Want(oldest)
+		if ok, err := log.DurableOrErr(oldest); !ok && err == nil {
+			return
+		}
+	}
+	if l.durWaiter != nil {
+		l.durWaiter.Want(0)
 	}
 }

@@ -77,6 +77,18 @@ func (s *Store) Get(key string) (value string, ok bool) {
 	return value, ok
 }
 
+// getDep is Get that also returns the timestamp of the commit that the
+// answer reveals, the one a response showing it must wait for under
+// SyncAlways (see shard.getDep).
+func (s *Store) getDep(key string) (value string, dep uint64, ok bool) {
+	h := s.hash(key)
+	value, exp, dep, ok := s.shards[shardIndex(h)].getDep(key, h)
+	if exp != 0 && ok && expired(exp, s.now()) {
+		return "", dep, false
+	}
+	return value, dep, ok
+}
+
 // readAt returns the value of key, whose hash is h, in the snapshot at
 // readTs taken at time now, and its expiry time.
 func (s *Store) readAt(key string, h, readTs uint64, now int64) (string, int64, bool) {
@@ -245,6 +257,7 @@ func (s *Store) install(sh *shard, key string, h uint64, value string, exp int64
 // Requires s.oracle.mu and sh.mu.
 func (s *Store) installDelete(sh *shard, key string, h, ts uint64, active []uint64) {
 	sh.lastCommit = checkTs(ts)
+	sh.lastDelete.Store(ts)
 	i := sh.t.find(key, h)
 	e, before := sh.accountedEntryAt(i)
 	s.countTTL(e.exp, 0)

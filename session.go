@@ -53,6 +53,12 @@ type Session struct {
 	// waiting to the caller, once per batch of requests.
 	need         uint64
 	deferDurable bool
+	// reveals is the commit timestamp the response being executed
+	// acknowledges or shows, set by execute for the requests that know
+	// it (0: none); revealsAll, the default, stands for every commit
+	// published. The log is written in commit order, so once that
+	// commit is synced, so is everything the response depends on.
+	reveals uint64
 
 	// password is the SHA-256 of the password the client must send with
 	// AUTH before anything but AUTH, PING, HELP and EXIT; nil when none
@@ -204,11 +210,25 @@ func (s *Session) ExecuteLine(dst, line []byte) (out []byte, quit bool) {
 // could lose. If the log failed, the response is an error instead.
 func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 	n := len(dst)
+	s.reveals = revealsAll
 	out, quit = s.execute(dst, req)
 	if s.store.syncAlways() {
-		// Every commit this response could reveal or acknowledge is
-		// published by now: waiting for the newest one covers them all.
-		s.need = max(s.need, s.store.oracle.committed.Load())
+		dep := s.reveals
+		switch s.store.dur.revealBug {
+		case revealNoneOfReads:
+			if req.Cmd == CmdGet {
+				dep = 0
+			}
+		case revealAllPublished:
+			dep = revealsAll
+		}
+		if dep == revealsAll {
+			// Every commit this response could reveal or acknowledge
+			// is published by now: waiting for the newest one covers
+			// them all.
+			dep = s.store.oracle.committed.Load()
+		}
+		s.need = max(s.need, dep)
 		if !s.deferDurable {
 			if err := s.waitDurable(); err != nil {
 				out = appendError(out[:n], mesgNotDurable, err.Error())
@@ -220,6 +240,10 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 	}
 	return out, quit
 }
+
+// revealsAll is Session.reveals for a response that may reveal any commit
+// published when it was made.
+const revealsAll = ^uint64(0)
 
 // waitDurable waits until the responses appended so far may be sent: the
 // commits they depend on are synced. An error (the log failed) means they
@@ -248,6 +272,7 @@ func (s *Session) durableNeed() uint64 {
 func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 	if !req.parsed {
 		if err := req.Validate(); err != nil {
+			s.reveals = 0
 			return appendError(dst, err.Error(), ""), false
 		}
 	}
@@ -263,6 +288,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 				s.authBug = authCorrect // just this once
 				break
 			}
+			s.reveals = 0
 			return appendError(dst, mesgAuthNeeded, ""), false
 		}
 	}
@@ -274,9 +300,14 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		var v string
 		var ok bool
 		if s.txn == nil {
-			v, ok = s.store.Get(bytesView(req.Key))
+			// The answer, value or absence, reveals one commit: the
+			// value's, or the deletion that may have removed the key.
+			v, s.reveals, ok = s.store.getDep(bytesView(req.Key))
 		} else {
+			// The snapshot's: the transaction's reads show nothing
+			// newer.
 			v, ok = s.txn.Get(bytesView(req.Key))
+			s.reveals = s.txn.readTs
 		}
 		if !ok {
 			return appendError(dst, mesgKeyNotFound, bytesView(req.Key)), false
@@ -287,9 +318,11 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		if s.txn == nil {
 			// The store copies key and value (one allocation), so views
 			// of the line buffer are enough.
-			if _, err := s.store.put(bytesView(req.Key), bytesView(req.Value), 0); err != nil {
+			ts, err := s.store.put(bytesView(req.Key), bytesView(req.Value), 0)
+			if err != nil {
 				return s.txnError(dst, err), false
 			}
+			s.reveals = ts // acknowledges its own commit, nothing else
 			s.counts.commits.Add(1)
 			return appendOk(dst), false
 		}
@@ -298,6 +331,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		if err := s.txn.Put(key, value); err != nil {
 			return s.txnError(dst, err), false
 		}
+		s.reveals = 0 // buffered: nothing published
 		return appendOk(dst), false
 
 	case CmdDel:
@@ -305,10 +339,12 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		var existed bool
 		if s.txn == nil {
 			var err error
-			if existed, _, err = s.store.del(key); err != nil {
+			var ts uint64
+			if existed, ts, err = s.store.del(key); err != nil {
 				return s.txnError(dst, err), false
 			}
 			if existed {
+				s.reveals = ts
 				s.counts.commits.Add(1)
 			}
 		} else {
@@ -316,6 +352,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			if existed, err = s.txn.Delete(key); err != nil {
 				return s.txnError(dst, err), false
 			}
+			s.reveals = s.txn.readTs
 		}
 		if !existed {
 			return appendError(dst, mesgKeyNotFound, key), false
@@ -323,6 +360,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		return appendOk(dst), false
 
 	case CmdStart:
+		s.reveals = 0
 		if s.txn == nil {
 			s.txn = s.store.Begin()
 			s.txn.noWait = true // Execute waits
@@ -341,24 +379,29 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 			return appendError(dst, mesgNoTxn, ""), false
 		}
 		var err error
+		t := s.txn
 		if req.Cmd == CmdCommit {
-			outer := s.txn.Depth() == 1
-			err = s.txn.Commit()
+			outer := t.Depth() == 1
+			err = t.Commit()
 			if outer && err == nil {
 				s.counts.commits.Add(1)
 			}
 		} else {
-			err = s.txn.Rollback()
+			err = t.Rollback()
 		}
-		if s.txn.Depth() == 0 {
+		if t.Depth() == 0 {
 			s.txn = nil
 		}
 		if err != nil {
-			return s.txnError(dst, err), false
+			return s.txnError(dst, err), false // a conflict reveals others' commits
 		}
+		// Acknowledges the outermost commit's writes, if any (0 for a
+		// nested level, a rollback, a read-only commit).
+		s.reveals = t.commitTs
 		return appendOk(dst), false
 
 	case CmdAuth:
+		s.reveals = 0
 		if s.password == nil {
 			return appendError(dst, mesgNoPassword, ""), false
 		}
@@ -424,8 +467,10 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		return s.keys(dst, req), false
 
 	case CmdPing:
+		s.reveals = 0
 		return appendResult(dst, "PONG"), false
 	case CmdHelp:
+		s.reveals = 0
 		return appendResult(dst, helpText), false
 	case CmdCompact:
 		started, err := s.store.startCompaction()
@@ -437,6 +482,7 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		}
 		return appendResult(dst, "compaction started"), false
 	case CmdExit:
+		s.reveals = 0
 		return AppendResponse(dst, Response{Mesg: "Bye"}), true
 	}
 	return appendError(dst, ErrUnknownCommand.Error(), ""), false

@@ -41,7 +41,11 @@ type shard struct {
 	// tombstone it would have found may have been removed. Written and read
 	// under the oracle's mutex.
 	collected [collectBuckets]uint64
-	_         [8]byte // to a multiple of 64 bytes (see TestShardFillsCacheLines)
+	// lastDelete is the timestamp of the newest commit that deleted a key
+	// of this shard (a tombstone, removed or not): a key missing from the
+	// table is missing as of that commit at the latest (see getDep).
+	// Written under the shard's lock; read without it, like the table.
+	lastDelete atomic.Uint64 // also pads to a multiple of 64 bytes (see TestShardFillsCacheLines)
 }
 
 // history is what a key keeps for open snapshots besides its newest version:
@@ -99,6 +103,39 @@ func (sh *shard) unlock() {
 func (sh *shard) get(key string, h uint64) (value string, exp int64, ok bool) {
 	value, exp, ok, _ = sh.getAt(key, h, maxTs)
 	return value, exp, ok
+}
+
+// getDep is get that also returns the commit timestamp that a response
+// showing the answer reveals (SyncAlways waits for it to be synced before
+// sending such a response): the newest version's commit when the key has
+// a slot (a value, expired or not, or a tombstone), and otherwise the
+// shard's newest deletion, which may be what removed the key.
+func (sh *shard) getDep(key string, h uint64) (value string, exp int64, dep uint64, ok bool) {
+	for range optimisticReads {
+		if seq := sh.seq.Load(); seq&1 == 0 {
+			rec, meta, found := sh.t.lookup(key, h)
+			del := sh.lastDelete.Load()
+			if sh.seq.Load() == seq {
+				return answerDep(rec, meta, found, del)
+			}
+		}
+	}
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, rec, meta := probe(sh.t.slots, key, h)
+	return answerDep(rec, meta, i >= 0, sh.lastDelete.Load())
+}
+
+// answerDep is getDep's answer for a probe that found the slot (rec,
+// meta) or nothing, in a shard whose newest deletion is at lastDelete.
+func answerDep(rec unsafe.Pointer, meta uint64, found bool, lastDelete uint64) (value string, exp int64, dep uint64, ok bool) {
+	switch {
+	case !found:
+		return "", 0, lastDelete, false
+	case meta&slotTombBit != 0:
+		return "", 0, meta & maxTs, false
+	}
+	return recValue(rec), slotExpiry(rec, meta), meta & maxTs, true
 }
 
 // getAt returns the value of key, whose hash is h, in the snapshot at

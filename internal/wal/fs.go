@@ -51,12 +51,22 @@ type OS struct{}
 
 // Create implements FS.
 func (OS) Create(name string) (File, error) {
-	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	return openFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 }
 
 // OpenAppend implements FS.
 func (OS) OpenAppend(name string) (File, error) {
-	return os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	return openFile(name, os.O_APPEND|os.O_WRONLY, 0)
+}
+
+// openFile opens a file to write, whose Sync is fdatasync where there is
+// one (see wrapFile).
+func openFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return wrapFile(f), nil
 }
 
 // Open implements FS.

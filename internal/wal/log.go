@@ -60,7 +60,13 @@ type Log struct {
 	spare   []byte
 	lastTs  uint64 // timestamp of the last record in buf
 	kicked  bool   // a wake-up for the writer is pending
-	rot     *rotation
+	// Group commit under SyncEach (see run): records counts the records
+	// in buf; expect is how many the writer waits for, for at most a
+	// window, before it writes them; windowOpen is set while it waits.
+	records    int
+	expect     int
+	windowOpen bool
+	rot        *rotation
 	// segFirst is the first timestamp of the segment records go to.
 	segFirst uint64
 	failure  error // sticky: wraps ErrFailed
@@ -69,6 +75,10 @@ type Log struct {
 	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
+
+	// waiters are told when durable passes what they want (see Waiter);
+	// replaced, never changed in place, under mu.
+	waiters atomic.Pointer[[]*Waiter]
 
 	durable  atomic.Uint64 // records up to this timestamp are synced
 	written  atomic.Uint64 // records up to this timestamp are written
@@ -124,8 +134,10 @@ func (l *Log) BeginRecord() (buf []byte, off int, err error) {
 func (l *Log) EndRecord(buf []byte, off int, ts uint64) {
 	FinishFrame(buf, off)
 	l.buf, l.lastTs = buf, ts
-	if !l.kicked {
+	l.records++
+	if !l.kicked || l.windowOpen && l.records >= l.expect {
 		l.kicked = true
+		l.windowOpen = false
 		select {
 		case l.kick <- struct{}{}:
 		default:
@@ -188,6 +200,91 @@ func (l *Log) WaitDurable(ts uint64) error {
 	return nil
 }
 
+// DurableOrErr reports, without waiting, whether the record of timestamp
+// ts is synced; if it is not and never will be (the log failed, or closed
+// without it), it returns the error WaitDurable would.
+func (l *Log) DurableOrErr(ts uint64) (bool, error) {
+	if l.durable.Load() >= ts {
+		return true, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.durable.Load() >= ts:
+		return true, nil
+	case l.failure != nil:
+		return false, l.failure
+	case l.closed && l.isDone():
+		return false, ErrClosed
+	}
+	return false, nil
+}
+
+// A Waiter is a way to learn, without blocking a goroutine, that the
+// log's durable point has reached a timestamp: an event loop that keeps
+// serving other clients while some of its responses wait for the log
+// registers one (NewWaiter) with a function that wakes it, and says
+// what it waits for with Want. The log's writer calls the function once
+// the durable point reaches that timestamp, or when the log fails or
+// closes; then the Waiter wants nothing until Want is called again.
+type Waiter struct {
+	want atomic.Uint64 // 0: nothing
+	wake func()
+}
+
+// NewWaiter registers a Waiter whose wake function the log's writer
+// calls (see Waiter); wake must not block. Remove it with RemoveWaiter.
+func (l *Log) NewWaiter(wake func()) *Waiter {
+	w := &Waiter{wake: wake}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ws []*Waiter
+	if p := l.waiters.Load(); p != nil {
+		ws = append(ws, *p...)
+	}
+	ws = append(ws, w)
+	l.waiters.Store(&ws)
+	return w
+}
+
+// RemoveWaiter unregisters w.
+func (l *Log) RemoveWaiter(w *Waiter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.waiters.Load()
+	if p == nil {
+		return
+	}
+	ws := make([]*Waiter, 0, len(*p))
+	for _, o := range *p {
+		if o != w {
+			ws = append(ws, o)
+		}
+	}
+	l.waiters.Store(&ws)
+}
+
+// Want makes w wait for the record of timestamp ts: the writer calls
+// w's wake function once it is synced, or the log fails or closes. The
+// caller checks the log (DurableOrErr) after Want, since the record may
+// have been synced just before. Want(0) cancels.
+func (w *Waiter) Want(ts uint64) { w.want.Store(ts) }
+
+// notify wakes the waiters whose record is synced, or all of them when
+// the log can sync no more (end).
+func (l *Log) notify(end bool) {
+	p := l.waiters.Load()
+	if p == nil {
+		return
+	}
+	d := l.durable.Load()
+	for _, w := range *p {
+		if want := w.want.Load(); want != 0 && (want <= d || end) && w.want.CompareAndSwap(want, 0) {
+			w.wake()
+		}
+	}
+}
+
 func (l *Log) isDone() bool {
 	select {
 	case <-l.done:
@@ -248,7 +345,10 @@ func (l *Log) Close() error {
 
 // run is the writer goroutine.
 func (l *Log) run() {
-	defer close(l.done)
+	defer func() {
+		close(l.done)
+		l.notify(true) // DurableOrErr now answers every waiter for good
+	}()
 	var tick <-chan time.Time
 	if l.opts.Mode == SyncInterval {
 		t := time.NewTicker(l.opts.Interval)
@@ -257,6 +357,9 @@ func (l *Log) run() {
 	}
 	lastSync := time.Now()
 	unsynced := false
+	var window *time.Timer // group commit window (SyncEach)
+	var syncTook time.Duration
+	skipWindows := 0 // batches left to write without a window
 	for {
 		closing := false
 		select {
@@ -265,9 +368,34 @@ func (l *Log) run() {
 		case <-l.stop:
 			closing = true
 		}
+		if l.opts.Mode == SyncEach && !closing {
+			if window == nil {
+				window = time.NewTimer(time.Hour)
+				window.Stop()
+				defer window.Stop()
+			}
+			if wait, ok := l.windowFor(syncTook, skipWindows > 0); !ok {
+				continue // a stale wake-up: nothing to write
+			} else if wait > 0 {
+				window.Reset(wait)
+				select {
+				case <-l.kick:
+				case <-window.C:
+					if l.windowMissed() {
+						skipWindows = windowSkips + 1
+					}
+				case <-l.stop:
+					closing = true
+				}
+				window.Stop()
+			}
+			skipWindows = max(skipWindows-1, 0)
+		}
 		l.mu.Lock()
 		buf, ts, rot, failure := l.buf, l.lastTs, l.rot, l.failure
+		records := l.records
 		l.buf, l.spare, l.rot, l.kicked = l.spare[:0], nil, nil, false
+		l.records, l.windowOpen = 0, false
 		l.mu.Unlock()
 
 		var err error
@@ -279,9 +407,11 @@ func (l *Log) run() {
 			due := l.opts.Mode == SyncEach || closing ||
 				l.opts.Mode == SyncInterval && time.Since(lastSync) >= l.opts.Interval
 			if err == nil && unsynced && due {
+				start := time.Now()
 				if err = l.f.Sync(); err == nil {
 					unsynced = false
 					lastSync = time.Now()
+					syncTook = lastSync.Sub(start)
 				}
 			}
 		} else if rot != nil {
@@ -301,8 +431,14 @@ func (l *Log) run() {
 				l.durable.Store(ts)
 			}
 		}
+		// The writers of this batch are told now; those waiting for an
+		// answer come back with their next commits. The next batch
+		// waits for them and for the records that came meanwhile.
+		l.expect = records + l.records
 		l.durCond.Broadcast()
+		failed := l.failure != nil
 		l.mu.Unlock()
+		l.notify(failed)
 		if rot != nil {
 			rot.done <- err
 		}
@@ -323,6 +459,57 @@ func (l *Log) run() {
 			return
 		}
 	}
+}
+
+const (
+	// maxWindow caps the group commit window (see windowFor).
+	maxWindow = time.Millisecond
+	// windowSkips is how many batches are written without a window
+	// after a window that ran out before most of its records came.
+	windowSkips = 4
+)
+
+// windowFor is the group commit policy of SyncEach, for a writer woken by
+// a record, whose last fsync took syncTook. Under steady load, the
+// clients whose commits the last fsync acknowledged come back with new
+// ones a moment later; a writer that starts the next fsync at once syncs
+// only those that came during the last one, and the clients split into
+// two groups that alternate, each waiting for the other's fsync as well
+// as its own: half the commits per fsync. So, as MySQL's
+// binlog_group_commit_sync_delay and PostgreSQL's commit_delay do, the
+// writer waits until as many records are buffered as the last batch had
+// plus those that came while it was synced (expect), for at most half
+// the last fsync's time (and maxWindow; Go's timers may round it up to a
+// millisecond): one group, every commit in every fsync. A lone committer
+// expects one record and never waits. When most of the records do not
+// come in time (clients that read between their writes, or went away),
+// the window only delayed a batch: the writer then skips it for the next
+// windowSkips batches (skip). windowFor returns how long to wait, and
+// false when nothing is buffered (a stale wake-up). It opens the window
+// (EndRecord wakes the writer when expect is reached).
+func (l *Log) windowFor(syncTook time.Duration, skip bool) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.records == 0 && l.rot == nil {
+		l.kicked = false
+		return 0, false
+	}
+	wait := min(syncTook/2, maxWindow)
+	if skip || l.rot != nil || l.records >= l.expect || wait <= 0 {
+		return 0, true
+	}
+	l.windowOpen = true
+	return wait, true
+}
+
+// windowMissed reports, when a window ran out, whether most of the
+// records it waited for did not come: the clients do not come back
+// right after their acknowledgment (they read in between, or went away),
+// and the window only delayed this batch.
+func (l *Log) windowMissed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.records*2 < l.expect
 }
 
 // write writes buf to the segment, switching segments at rot.

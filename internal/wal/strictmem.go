@@ -31,6 +31,9 @@ type StrictMem struct {
 
 	failAfter int // mutating operations left before failing; -1: never
 	failSync  bool
+	// syncGate, when not nil, holds every Sync until it is closed (see
+	// HoldSyncs).
+	syncGate chan struct{}
 }
 
 type memInode struct {
@@ -69,6 +72,23 @@ func (m *StrictMem) FailSyncs(fail bool) {
 	m.mu.Lock()
 	m.failSync = fail
 	m.mu.Unlock()
+}
+
+// HoldSyncs makes every file Sync from now on wait, before it syncs
+// anything, until HoldSyncs(false): a disk whose flushes take as long as
+// a test needs, so that it can look at what is answered while commits are
+// written but not yet synced. HoldSyncs(false) lets the waiting Syncs go
+// on.
+func (m *StrictMem) HoldSyncs(hold bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case hold && m.syncGate == nil:
+		m.syncGate = make(chan struct{})
+	case !hold && m.syncGate != nil:
+		close(m.syncGate)
+		m.syncGate = nil
+	}
 }
 
 // Crash forgets everything that was not synced, stops injecting
@@ -317,6 +337,11 @@ func (f *memFile) Write(p []byte) (int, error) {
 
 func (f *memFile) Sync() error {
 	f.m.mu.Lock()
+	if gate := f.m.syncGate; gate != nil {
+		f.m.mu.Unlock()
+		<-gate
+		f.m.mu.Lock()
+	}
 	defer f.m.mu.Unlock()
 	if err := f.m.mutate(); err != nil {
 		return err
