@@ -299,11 +299,14 @@ func (s *Session) execute(dst []byte, req Request) (out []byte, quit bool) {
 		// the line buffer is enough.
 		var v string
 		var ok bool
-		if s.txn == nil {
+		switch {
+		case s.txn == nil && s.store.syncAlways():
 			// The answer, value or absence, reveals one commit: the
 			// value's, or the deletion that may have removed the key.
 			v, s.reveals, ok = s.store.getDep(bytesView(req.Key))
-		} else {
+		case s.txn == nil:
+			v, ok = s.store.Get(bytesView(req.Key))
+		default:
 			// The snapshot's: the transaction's reads show nothing
 			// newer.
 			v, ok = s.txn.Get(bytesView(req.Key))
