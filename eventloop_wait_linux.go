@@ -95,6 +95,11 @@ func (l *eventLoop) wait(timeoutMs int) (int, error) {
 	if timeoutMs == 0 {
 		return l.done(0, nil)
 	}
+	if len(l.durWait) > 0 {
+		// Nothing more came to join the log's group commit: it need
+		// not wait for more (see wal.Log.EndWindow).
+		l.srv.store.dur.log.EndWindow()
+	}
 	n, err = syscall.EpollWait(l.epfd, l.events, timeoutMs)
 	if err == syscall.EINTR {
 		n, err = 0, nil

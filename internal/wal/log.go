@@ -484,9 +484,11 @@ const (
 // expects one record and never waits. When most of the records do not
 // come in time (clients that read between their writes, or went away),
 // the window only delayed a batch: the writer then skips it for the next
-// windowSkips batches (skip). windowFor returns how long to wait, and
-// false when nothing is buffered (a stale wake-up). It opens the window
-// (EndRecord wakes the writer when expect is reached).
+// windowSkips batches (skip). An event loop that runs out of requests
+// while responses wait for the log ends the window at once (EndWindow):
+// whoever else is coming is not coming soon. windowFor returns how long
+// to wait, and false when nothing is buffered (a stale wake-up). It
+// opens the window (EndRecord wakes the writer when expect is reached).
 func (l *Log) windowFor(syncTook time.Duration, skip bool) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -500,6 +502,22 @@ func (l *Log) windowFor(syncTook time.Duration, skip bool) (time.Duration, bool)
 	}
 	l.windowOpen = true
 	return wait, true
+}
+
+// EndWindow tells the writer that no more records are coming soon (an
+// event loop with responses waiting for the log has nothing left to
+// read): if it is waiting for a batch to fill (see windowFor), it writes
+// the batch now instead of at the end of its window.
+func (l *Log) EndWindow() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.windowOpen {
+		l.windowOpen = false
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // windowMissed reports, when a window ran out, whether most of the
