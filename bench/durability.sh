@@ -185,14 +185,17 @@ echo "   throughput of whole runs without compaction: $(ops "$base") ops/s (p99 
 
 # The same for Redis, for comparison: BGREWRITEAOF (a forked child writes
 # the RDB-preamble base) three seconds into a run on the data of step 2.
-# RSS: the server's own, and the peak of server + child (the child's
-# copy-on-write pages count in its RSS, shared ones in both).
+# Memory: the server's RSS, and the peak of server + child as the sum of
+# their PSS (/proc/PID/smaps_rollup: a page shared by both counts half in
+# each, so the pages the fork shares are counted once, and the ones
+# copied on write twice).
 stop_pid "$KVD_PID"; KVD_PID=""
 echo
 echo "4. Redis BGREWRITEAOF of the same keys while serving (--appendfsync everysec; the same kvbench runs)"
 start_redis everysec
 rinfo() { redis-cli -p "$REDIS_PORT" info "$1" | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
-rsample() { ( peak=0; while kill -0 "$REDIS_PID" 2>/dev/null; do r=$(rss_kib "$REDIS_PID"); for c in $(pgrep -P "$REDIS_PID"); do r=$((r + $(rss_kib "$c" 2>/dev/null || echo 0))); done
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+rsample() { ( peak=0; while kill -0 "$REDIS_PID" 2>/dev/null; do r=$(pss_kib "$REDIS_PID"); for c in $(pgrep -P "$REDIS_PID"); do r=$((r + $(pss_kib "$c"))); done
   [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$1"; sleep 0.05; done ) & SAMPLER_PID=$!; }
 rbefore=$(rss_kib "$REDIS_PID")
 rsample "$WORK/rpeak_base"
@@ -211,7 +214,7 @@ COMPACTOR_PID=$!
 rcomp=$(kb redis -c 50 -P 1 -ratio 9:1 -vsize 64 -keys "$N" -d "$DUR" -json -q)
 wait "$COMPACTOR_PID" 2>/dev/null || true
 stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
-echo "   RSS before: $rbefore KiB; after a run without rewrite: $rafter_base KiB; peak of server + child during the run with the rewrite: $(cat "$WORK/rpeak") KiB ($(awk -v a="$(cat "$WORK/rpeak")" -v b="$rafter_base" 'BEGIN {printf "%.2fx", a/b}') the RSS after the run without); peak during the run without: $(cat "$WORK/rpeak_base") KiB"
+echo "   RSS before: $rbefore KiB; after a run without rewrite: $rafter_base KiB; peak PSS of server + child during the run with the rewrite: $(cat "$WORK/rpeak") KiB ($(awk -v a="$(cat "$WORK/rpeak")" -v b="$rafter_base" 'BEGIN {printf "%.2fx", a/b}') the RSS after the run without); peak PSS during the run without: $(cat "$WORK/rpeak_base") KiB"
 echo "   rewrite took $(cat "$WORK/rcompact_s" 2>/dev/null || echo '?') s (BGREWRITEAOF until aof_rewrite_in_progress:0)"
 echo "   throughput (INFO total_commands_processed) $(cat "$WORK/rwindow" 2>/dev/null || echo '?')"
 echo "   throughput of whole runs without rewrite: $(ops "$rbase") ops/s (p99 $(p99 "$rbase") us); with: $(ops "$rcomp") ops/s (p99 $(p99 "$rcomp") us)"
