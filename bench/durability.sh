@@ -162,10 +162,14 @@ sample "$WORK/peak"
 # The compactor: STATS's command count one second into the run and two
 # seconds later (throughput before), then COMPACT, and the count again
 # when the new snapshot is renamed into place (throughput during).
+# newest_snap: the newest snapshot's name; never fails (an ls racing
+# with the compaction's removal of the old snapshot did, and set -e ended
+# the compactor).
+newest_snap() { local f last=""; for f in "$WORK/kvd-data"/snap-*.snap; do [ -e "$f" ] && last=$f; done; echo "$last"; }
 commands() { ask "$KVD_PORT" STATS | grep -o '"commands":[0-9]*' | cut -d: -f2; }
 ( sleep 1; c0=$(commands); t0=$(now); sleep 2; c1=$(commands); t1=$(now)
-  n0=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
-  for _ in $(seq 60000); do n1=$(ls "$WORK/kvd-data"/snap-*.snap 2>/dev/null | tail -1); [ "$n1" != "$n0" ] && break; sleep 0.01; done
+  n0=$(newest_snap); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
+  for _ in $(seq 60000); do n1=$(newest_snap); [ "$n1" != "$n0" ] && break; sleep 0.01; done
   c2=$(commands); t2=$(now)
   echo "$(since "$t1")" >"$WORK/compact_s"
   awk -v c0="$c0" -v c1="$c1" -v c2="$c2" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
