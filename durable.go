@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -147,9 +148,11 @@ func (s *Store) apply(c *wal.Commit) error {
 	}
 	var locked [numShards / 64]uint64
 	defer func() {
-		for i := range s.shards {
-			if locked[i/64]&(1<<(i%64)) != 0 {
-				s.shards[i].unlock()
+		// Only the locked shards: a loop over all of them cost a
+		// recovery of single-key records 256 tests per record.
+		for w, set := range locked {
+			for ; set != 0; set &= set - 1 {
+				s.shards[w*64+bits.TrailingZeros64(set)].unlock()
 			}
 		}
 	}()
