@@ -41,6 +41,8 @@ type metricsExporter struct {
 	bytesOut *metrics.Counter
 	byCmd    map[string]*metrics.Counter
 	byKind   map[string]*metrics.Counter
+	// compactions is made by the first scrape of a durable store.
+	compactions *metrics.Counter
 }
 
 func init() { metrics.ExposeMetadata(true) } // # HELP and # TYPE lines
@@ -127,6 +129,15 @@ func (e *metricsExporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	gauges.NewGauge("kvd_heap_bytes", func() float64 { return float64(st.HeapBytes) })
 	gauges.NewGauge("kvd_runtime_bytes", func() float64 { return float64(st.RuntimeBytes) })
 	gauges.NewGauge("kvd_uptime_seconds", func() float64 { return st.UptimeSeconds })
+	if d := st.DurabilityStats; d != nil { // kvd -dir only
+		if e.compactions == nil {
+			e.compactions = e.set.NewCounter("kvd_compactions_total")
+		}
+		e.compactions.Set(d.Compactions)
+		gauges.NewGauge("kvd_log_bytes", func() float64 { return float64(d.LogBytes) })
+		gauges.NewGauge("kvd_snapshot_bytes", func() float64 { return float64(d.SnapshotBytes) })
+		gauges.NewGauge("kvd_snapshot_timestamp_seconds", func() float64 { return float64(d.SnapshotUnix) })
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	e.set.WritePrometheus(w)
 	gauges.WritePrometheus(w)

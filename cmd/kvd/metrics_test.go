@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 
+	if strings.Contains(page, "kvd_log_bytes") || strings.Contains(page, "kvd_compactions_total") {
+		t.Errorf("durability metrics of a store in memory:\n%s", page)
+	}
+
 	resp, err := client.Get("http://" + maddr.String() + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		t.Fatal(err)
@@ -89,5 +94,57 @@ func TestMetricsEndpoint(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
 		t.Errorf("/debug/pprof/goroutine: %s %.80q", resp.Status, body)
+	}
+}
+
+// TestMetricsDurability: a durable store's log and snapshot figures and
+// its compactions, as STATS has them, are on the page.
+func TestMetricsDurability(t *testing.T) {
+	store, err := kvstore.Open(t.TempDir(), kvstore.WithAutoCompact(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := kvstore.NewServer(store)
+	ctx, cancel := context.WithCancel(context.Background())
+	maddr, metricsDone, err := serveMetrics(ctx, "127.0.0.1:0", srv.Stats, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); <-metricsDone }()
+	client := &http.Client{Timeout: 10 * time.Second}
+	scrape := func() string {
+		t.Helper()
+		resp, err := client.Get("http://" + maddr.String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	check := func(page string, lines ...string) {
+		t.Helper()
+		for _, line := range lines {
+			if !strings.Contains(page, "\n"+line+"\n") {
+				t.Errorf("no line %q in\n%s", line, page)
+			}
+		}
+	}
+	check(scrape(), "# TYPE kvd_compactions_total counter", "kvd_compactions_total 0", "# TYPE kvd_log_bytes gauge",
+		"kvd_log_bytes 8", "kvd_snapshot_bytes 0", "# TYPE kvd_snapshot_timestamp_seconds gauge", "kvd_snapshot_timestamp_seconds 0")
+	for _, k := range []string{"a", "b", "c"} {
+		if err := store.Put(k, "value"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	d := store.DurabilityStats()
+	check(scrape(), "kvd_compactions_total 1", "kvd_log_bytes "+strconv.FormatInt(d.LogBytes, 10),
+		"kvd_snapshot_bytes "+strconv.FormatInt(d.SnapshotBytes, 10), "kvd_snapshot_timestamp_seconds "+strconv.FormatInt(d.SnapshotUnix, 10))
+	if d.SnapshotBytes == 0 || d.SnapshotUnix == 0 {
+		t.Errorf("DurabilityStats after a compaction: %+v", d)
 	}
 }
