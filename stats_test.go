@@ -7,54 +7,6 @@ import (
 	"time"
 )
 
-func TestLatencyBucket(t *testing.T) {
-	for _, c := range []struct {
-		d    time.Duration
-		want int
-	}{
-		{-time.Second, 0}, {0, 0}, {time.Microsecond, 0},
-		{time.Microsecond + 1, 1}, {2 * time.Microsecond, 1},
-		{2*time.Microsecond + 1, 2}, {4 * time.Microsecond, 2},
-		{5 * time.Microsecond, 3}, {time.Millisecond, 10}, // 1024 µs
-		{LatencyBound(LatencyBuckets - 1), LatencyBuckets - 1},
-		{LatencyBound(LatencyBuckets-1) + 1, LatencyBuckets},
-		{time.Hour, LatencyBuckets},
-	} {
-		if got := latencyBucket(c.d); got != c.want {
-			t.Errorf("latencyBucket(%v) = %d, want %d", c.d, got, c.want)
-		}
-		// The bucket's bounds hold d.
-		i := latencyBucket(c.d)
-		if i < LatencyBuckets && c.d > LatencyBound(i) || i > 0 && c.d <= LatencyBound(i-1) {
-			t.Errorf("%v is not in bucket %d", c.d, i)
-		}
-	}
-}
-
-// TestResponseErrKind: every stable prefix maps to its own kind, and the
-// responses that are not errors to none.
-func TestResponseErrKind(t *testing.T) {
-	for k := range errOther {
-		resp := appendError(nil, errKinds[k].prefix, " and some detail")
-		if got, ok := responseErrKind(resp); !ok || got != k {
-			t.Errorf("%s: kind %s, %v", resp, errKinds[got].name, ok)
-		}
-	}
-	for _, resp := range []string{`{"status":"Error","mesg":"compact: disk full"}` + "\n", `{"status":"Error","mesg":"transaction error: x"}`} {
-		if got, ok := responseErrKind([]byte(resp)); !ok || got != errOther {
-			t.Errorf("%s: kind %s, %v", resp, errKinds[got].name, ok)
-		}
-	}
-	for _, resp := range []string{`{"status":"Ok"}`, `{"status":"Ok","result":"{\"status\":\"Error\",\"mesg\":\"key not found\"}"}`, ``} {
-		if _, ok := responseErrKind([]byte(resp)); ok {
-			t.Errorf("%s counted as an error", resp)
-		}
-	}
-	if len(ErrorKinds()) != int(numErrKinds) || ErrorKinds()[errAuthRequired] != "auth_required" {
-		t.Errorf("ErrorKinds() = %v", ErrorKinds())
-	}
-}
-
 func TestServerStatsErrorsBytesLatency(t *testing.T) {
 	eachBackend(t, testServerStatsErrorsBytesLatency)
 }
