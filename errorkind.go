@@ -76,11 +76,21 @@ func ErrorKinds() []string {
 // errorPrefix is how every Error response line starts (see appendError).
 const errorPrefix = `{"status":"Error","mesg":"`
 
+// statusLetter is the index in a response line of its status's first
+// letter: 'E' for Error, 'O' for Ok. One byte tells the two apart.
+const statusLetter = len(`{"status":"`)
+
+// isErrorResponse reports whether the response line resp is an Error,
+// from its status's first letter.
+func isErrorResponse(resp []byte) bool {
+	return len(resp) > statusLetter && resp[statusLetter] == 'E'
+}
+
 // responseErrKind returns the kind of the response line resp, and false
 // if it is not an Error. The mesg prefixes are plain ASCII without
 // characters JSON escapes, so they are matched on the encoded line.
 func responseErrKind(resp []byte) (errKind, bool) {
-	if len(resp) < len(errorPrefix) || resp[11] != 'E' || !bytes.HasPrefix(resp, []byte(errorPrefix)) {
+	if !isErrorResponse(resp) || !bytes.HasPrefix(resp, []byte(errorPrefix)) {
 		return 0, false
 	}
 	mesg := resp[len(errorPrefix):]

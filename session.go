@@ -235,7 +235,7 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 			}
 		}
 	}
-	if len(out) > n+11 && out[n+11] == 'E' { // {"status":"E...
+	if isErrorResponse(out[n:]) {
 		s.counts.countError(out[n:])
 	}
 	return out, quit

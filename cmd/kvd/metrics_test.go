@@ -39,19 +39,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 
 	client := &http.Client{Timeout: 10 * time.Second}
-	scrape := func() string {
-		t.Helper()
-		resp, err := client.Get("http://" + maddr.String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
-			t.Fatalf("/metrics: %s %s", resp.Status, resp.Header.Get("Content-Type"))
-		}
-		return string(body)
-	}
+	scrape := func() string { t.Helper(); return scrapeMetrics(t, client, maddr) }
 
 	c, err := net.DialTimeout("tcp", srv.Addr().String(), 10*time.Second)
 	if err != nil {
@@ -113,16 +101,7 @@ func TestMetricsDurability(t *testing.T) {
 	}
 	defer func() { cancel(); <-metricsDone }()
 	client := &http.Client{Timeout: 10 * time.Second}
-	scrape := func() string {
-		t.Helper()
-		resp, err := client.Get("http://" + maddr.String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	scrape := func() string { t.Helper(); return scrapeMetrics(t, client, maddr) }
 	check := func(page string, lines ...string) {
 		t.Helper()
 		for _, line := range lines {
@@ -147,4 +126,20 @@ func TestMetricsDurability(t *testing.T) {
 	if d.SnapshotBytes == 0 || d.SnapshotUnix == 0 {
 		t.Errorf("DurabilityStats after a compaction: %+v", d)
 	}
+}
+
+// scrapeMetrics fetches the exporter's page at addr and checks that it is
+// served as Prometheus text.
+func scrapeMetrics(t *testing.T, client *http.Client, addr net.Addr) string {
+	t.Helper()
+	resp, err := client.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("/metrics: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	return string(body)
 }
