@@ -71,13 +71,42 @@ const (
 // syncAlways reports whether commits wait for the log (SyncAlways).
 func (s *Store) syncAlways() bool { return s.dur != nil && s.cfg.sync == SyncAlways }
 
-// waitDurable waits until the commit at ts is synced, under SyncAlways;
-// otherwise it returns at once.
+// waitDurable makes sure the commit at ts may be acknowledged: under
+// SyncAlways it waits until the commit is synced; under the other modes
+// it hands the commit to the operating system (wal.Log.Write) unless that
+// is done already, so that a crash of the process alone loses nothing
+// acknowledged. In memory it returns at once.
 func (s *Store) waitDurable(ts uint64) error {
-	if !s.syncAlways() || ts == 0 || s.dur.ackEarly {
+	if s.dur == nil || ts == 0 {
+		return nil
+	}
+	if !s.syncAlways() {
+		return s.dur.log.Write(ts)
+	}
+	if s.dur.ackEarly {
 		return nil
 	}
 	return s.dur.log.WaitDurable(ts)
+}
+
+// logged returns the newest commit a response may reveal or acknowledge:
+// synced under SyncAlways, handed to the operating system under the other
+// modes. Requires a durable store.
+func (s *Store) logged() uint64 {
+	if s.syncAlways() {
+		return s.dur.log.Durable()
+	}
+	return s.dur.log.Written()
+}
+
+// loggedOrErr reports, without waiting, whether the commit at ts is as
+// far as logged requires; if it never will be (the log failed or closed),
+// it returns the error. Requires a durable store.
+func (s *Store) loggedOrErr(ts uint64) (bool, error) {
+	if s.syncAlways() {
+		return s.dur.log.DurableOrErr(ts)
+	}
+	return s.dur.log.WrittenOrErr(ts)
 }
 
 // logPut appends the commit record of a single put at ts, expiring at exp

@@ -13,9 +13,11 @@ type SyncMode int
 const (
 	// SyncEverySecond syncs the log about once a second, in the
 	// background: a crash of the machine loses at most about the last two
-	// seconds of acknowledged writes (a crash of the process alone loses
-	// only what was not yet handed to the OS, a few milliseconds). The
-	// default, like Redis's appendfsync everysec.
+	// seconds of acknowledged writes. A crash of the process alone loses
+	// nothing acknowledged: Store.Put, Store.Delete and Txn.Commit return,
+	// and the server answers, only once the commit is handed to the
+	// operating system (written, not synced). The default, like Redis's
+	// appendfsync everysec.
 	SyncEverySecond SyncMode = iota
 	// SyncAlways makes every acknowledged write durable before it is
 	// acknowledged: Store.Put, Store.Delete and the outermost Txn.Commit
@@ -23,7 +25,8 @@ const (
 	// write and one fsync), and the server sends no response that reveals
 	// a commit not yet synced.
 	SyncAlways
-	// SyncNever leaves syncing to the operating system (and Close).
+	// SyncNever leaves syncing to the operating system (and Close); the
+	// log is handed to it as under SyncEverySecond.
 	SyncNever
 )
 

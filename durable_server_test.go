@@ -88,3 +88,94 @@ func TestServerSyncAlways(t *testing.T) {
 		}
 	})
 }
+
+// TestServerWritesLogBeforeAnswering: under SyncEverySecond and
+// SyncNever, on both backends, no response acknowledges or shows a commit
+// before the log holding it is handed to the operating system (written,
+// not necessarily synced), so a crash of kvd alone loses nothing it
+// acknowledged; the library's Put, Delete and Commit return only then
+// too. After a failed write, writes are refused and reads still answer.
+func TestServerWritesLogBeforeAnswering(t *testing.T) {
+	for _, mode := range []SyncMode{SyncEverySecond, SyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, backend Option) {
+				fs := newMemFS()
+				store := openMem(t, fs, WithSync(mode))
+				defer store.Close()
+				written := func(what string) {
+					t.Helper()
+					if w, pub := store.dur.log.Written(), store.oracle.committed.Load(); w < pub {
+						t.Errorf("%s returned with commit %d published but only %d written", what, pub, w)
+					}
+				}
+				store.Put("lib", "1")
+				written("Put")
+				store.Delete("lib")
+				written("Delete")
+				store.Update(func(tx *Txn) error { return tx.Put("lib", "2") })
+				written("Commit")
+
+				opts := []Option{}
+				if backend != nil {
+					opts = append(opts, backend)
+				}
+				c, err := net.Dial("tcp", serveStore(t, store, opts...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				do := func(req string) string {
+					c.Write([]byte(req + "\n"))
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return "EOF"
+					}
+					written(req)
+					return strings.TrimSpace(line)
+				}
+				for _, req := range []string{"PUT a 1", "GET a", "START", "PUT b 2", "DEL a", "COMMIT", "GET b", "DEL b"} {
+					if r := do(req); !strings.Contains(r, `"Ok"`) {
+						t.Fatalf("%s: %s", req, r)
+					}
+				}
+				// Pipelined: one batch, one write of the log.
+				c.Write([]byte(strings.Repeat("PUT p x\n", 50)))
+				for range 50 {
+					if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"Ok"`) {
+						t.Fatalf("pipelined PUT: %q %v", line, err)
+					}
+				}
+				written("pipelined PUTs")
+
+				fs.FailAfter(0)
+				c2, err := net.Dial("tcp", c.RemoteAddr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c2.Close()
+				c2.SetDeadline(time.Now().Add(10 * time.Second))
+				br2 := bufio.NewReader(c2)
+				c2.Write([]byte("PUT c 3\n"))
+				if line, _ := br2.ReadString('\n'); strings.Contains(line, `"Ok"`) {
+					t.Fatalf("PUT with a failing write answered %s", line)
+				}
+				c3, err := net.Dial("tcp", c.RemoteAddr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c3.Close()
+				c3.SetDeadline(time.Now().Add(10 * time.Second))
+				c3.Write([]byte("GET p\nPUT d 4\n"))
+				br3 := bufio.NewReader(c3)
+				if line, _ := br3.ReadString('\n'); !strings.Contains(line, `"Ok"`) {
+					t.Fatalf("GET after a failed write answered %q", line)
+				}
+				if line, _ := br3.ReadString('\n'); strings.Contains(line, `"Ok"`) || !strings.Contains(line, "not durable") {
+					t.Fatalf("PUT after a failed write answered %q", line)
+				}
+			})
+		})
+	}
+}

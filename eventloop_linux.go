@@ -469,24 +469,36 @@ func (l *eventLoop) exit() {
 	}
 }
 
-// settleDurable sends the output that was waiting for the log
-// (SyncAlways) and may go now, without blocking the loop: each parked
-// connection (see flush) waits for the one commit its responses depend
-// on (Session.need); those whose commit is synced are served again to
+// settleDurable sends the output that was waiting for the log and may go
+// now, without blocking the loop on a sync: each parked connection (see
+// flush) waits for the one commit its responses depend on (Session.need).
+// Under SyncAlways, those whose commit is synced are served again to
 // write, and the others stay parked while the loop serves everybody
-// else. The log's writer wakes the loop (the Waiter l.durWaiter) once
-// the oldest commit still waited for is synced. If the log failed, or
-// closed short of a connection's commit, that connection is closed with
-// nothing of its parked output sent.
+// else; the log's writer wakes the loop (the Waiter l.durWaiter) once
+// the oldest commit still waited for is synced. Under the other modes
+// the loop writes the log itself, once for all the round's connections
+// (wal.Log.Write, as Redis writes its AOF buffer before it answers), and
+// then serves them all. If the log failed, or closed short of a
+// connection's commit, that connection is closed with nothing of its
+// parked output sent.
 func (l *eventLoop) settleDurable() {
 	if len(l.durWait) == 0 {
 		return
 	}
-	log := l.srv.store.dur.log
-	if l.durWaiter == nil {
+	store := l.srv.store
+	log := store.dur.log
+	always := store.syncAlways()
+	if always && l.durWaiter == nil {
 		l.durWaiter = log.NewWaiter(l.wake)
 	}
 	for len(l.durWait) > 0 {
+		if !always {
+			var newest uint64
+			for _, c := range l.durWait {
+				newest = max(newest, c.sess.need)
+			}
+			_ = log.Write(newest) // a failure is each connection's, below
+		}
 		var oldest uint64
 		go1 := l.durGo[:0]
 		keep := l.durWait[:0]
@@ -495,7 +507,7 @@ func (l *eventLoop) settleDurable() {
 				c.durWait = false
 				continue
 			}
-			ok, err := log.DurableOrErr(c.sess.need)
+			ok, err := store.loggedOrErr(c.sess.need)
 			switch {
 			case ok:
 				go1 = append(go1, c)
@@ -524,8 +536,8 @@ func (l *eventLoop) settleDurable() {
 		if len(go1) > 0 {
 			continue // serving may have parked some again
 		}
-		if oldest == 0 {
-			break
+		if oldest == 0 || !always {
+			break // (Write leaves no commit unwritten without an error)
 		}
 		// Ask to be woken, then look again: the commit may have been
 		// synced before the writer could see the request.

@@ -47,10 +47,11 @@ type Session struct {
 	maxDepth int
 	tooDeep  string // preformatted nesting limit message detail
 
-	// need is the commit timestamp that must be durable before the
-	// responses appended so far may be sent (SyncAlways; see
-	// waitDurable). With deferDurable (the Server), Execute leaves the
-	// waiting to the caller, once per batch of requests.
+	// need is the commit timestamp that must be logged before the
+	// responses appended so far may be sent (see waitDurable): synced
+	// under SyncAlways, handed to the operating system under the other
+	// modes. With deferDurable (the Server), Execute leaves the waiting
+	// (or the writing) to the caller, once per batch of requests.
 	need         uint64
 	deferDurable bool
 	// reveals is the commit timestamp the response being executed
@@ -229,10 +230,17 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 			dep = s.store.oracle.committed.Load()
 		}
 		s.need = max(s.need, dep)
-		if !s.deferDurable {
-			if err := s.waitDurable(); err != nil {
-				out = appendError(out[:n], mesgNotDurable, err.Error())
-			}
+	} else if s.store.dur != nil && !s.store.dur.log.Failed() {
+		// The log is written in commit order, and writing it is cheap:
+		// every response waits for every commit published so far to be
+		// handed to the operating system (one write for a whole batch).
+		// Once the log has failed, the store takes no more writes and
+		// answers from memory (a restart is due).
+		s.need = s.store.oracle.committed.Load()
+	}
+	if s.need != 0 && !s.deferDurable {
+		if err := s.waitDurable(); err != nil {
+			out = appendError(out[:n], mesgNotDurable, err.Error())
 		}
 	}
 	if isErrorResponse(out[n:]) {
@@ -246,8 +254,8 @@ func (s *Session) Execute(dst []byte, req Request) (out []byte, quit bool) {
 const revealsAll = ^uint64(0)
 
 // waitDurable waits until the responses appended so far may be sent: the
-// commits they depend on are synced. An error (the log failed) means they
-// must not be sent.
+// commits they depend on are logged (synced under SyncAlways, written
+// otherwise). An error (the log failed) means they must not be sent.
 func (s *Session) waitDurable() error {
 	if s.need == 0 {
 		return nil
@@ -262,7 +270,7 @@ func (s *Session) waitDurable() error {
 // durableNeed returns the commit timestamp the responses appended so far
 // wait for, or 0 if they may be sent now.
 func (s *Session) durableNeed() uint64 {
-	if s.need != 0 && s.store.dur.log.Durable() >= s.need {
+	if s.need != 0 && s.store.logged() >= s.need {
 		s.need = 0
 	}
 	return s.need

@@ -48,17 +48,28 @@ type Options struct {
 }
 
 // Log is the commit log writer: callers append framed records to an
-// in-memory buffer (BeginRecord, EndRecord), in commit order, and one
-// writer goroutine writes the whole buffer with one write and, by Mode,
-// one fsync (group commit). WaitDurable waits for a record to be synced.
+// in-memory buffer (BeginRecord, EndRecord), in commit order. Under
+// SyncEach, one writer goroutine writes the whole buffer with one write
+// and one fsync (group commit), and WaitDurable waits for a record to be
+// synced. Under SyncInterval and SyncNone, whoever needs its records on
+// their way to disk hands the buffer to the operating system itself
+// (Write: one write system call for every record buffered so far, as
+// Redis writes its AOF buffer before it answers), and the writer
+// goroutine only syncs once per interval and writes what nobody wrote.
 type Log struct {
 	opts Options
+
+	// wmu serializes writing: taking the buffer and writing it to f, in
+	// order, and switching segments. Taken before mu.
+	wmu sync.Mutex
+	// fclosed is set once the writer closed f for good. Requires wmu.
+	fclosed bool
 
 	mu      sync.Mutex
 	durCond sync.Cond // broadcast when durable or failure changes
 	buf     []byte    // framed records not yet taken by the writer
 	spare   []byte
-	lastTs  uint64 // timestamp of the last record in buf
+	lastTs  uint64 // timestamp of the last record appended (buffered or not)
 	kicked  bool   // a wake-up for the writer is pending
 	// Group commit under SyncEach (see run): records counts the records
 	// in buf; expect is how many the writer waits for, for at most a
@@ -69,7 +80,8 @@ type Log struct {
 	rot        *rotation
 	// segFirst is the first timestamp of the segment records go to.
 	segFirst uint64
-	failure  error // sticky: wraps ErrFailed
+	failure  error       // sticky: wraps ErrFailed
+	failed   atomic.Bool // failure != nil, read without mu
 	closed   bool
 
 	kick chan struct{}
@@ -86,7 +98,8 @@ type Log struct {
 	sinceRot atomic.Int64  // bytes written since the last rotation
 	older    atomic.Int64  // bytes of the segments before the current one
 
-	// Owned by the writer.
+	// f is the open segment: written under wmu; replaced and closed only
+	// by the writer goroutine, under wmu.
 	f File
 }
 
@@ -105,6 +118,7 @@ func NewLog(opts Options, f File, size int64, segFirst, lastTs uint64) *Log {
 	}
 	l := &Log{opts: opts, f: f, segFirst: segFirst, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	l.durCond.L = &l.mu
+	l.lastTs = lastTs
 	l.durable.Store(lastTs)
 	l.written.Store(lastTs)
 	l.size.Store(size)
@@ -129,12 +143,23 @@ func (l *Log) BeginRecord() (buf []byte, off int, err error) {
 	return buf, off, nil
 }
 
-// EndRecord finishes the record begun at off for commit timestamp ts,
-// unlocks the buffer and wakes the writer.
+// maxUnwritten is how many bytes of records the buffer holds, under
+// SyncInterval and SyncNone, before EndRecord wakes the writer to write
+// them although nobody asked (Write).
+const maxUnwritten = 1 << 20
+
+// EndRecord finishes the record begun at off for commit timestamp ts and
+// unlocks the buffer. Under SyncEach it wakes the writer; under the other
+// modes the record waits for a Write (or the writer's next interval, or
+// a full buffer).
 func (l *Log) EndRecord(buf []byte, off int, ts uint64) {
 	FinishFrame(buf, off)
 	l.buf, l.lastTs = buf, ts
 	l.records++
+	if l.opts.Mode != SyncEach && len(buf) < maxUnwritten {
+		l.mu.Unlock()
+		return
+	}
 	if !l.kicked || l.windowOpen && l.records >= l.expect {
 		l.kicked = true
 		l.windowOpen = false
@@ -145,6 +170,118 @@ func (l *Log) EndRecord(buf []byte, off int, ts uint64) {
 	}
 	l.mu.Unlock()
 }
+
+// Write hands the records up to timestamp ts (and every record buffered
+// with them) to the operating system, from the calling goroutine, unless
+// that is done already: a crash of the process no longer loses them, a
+// crash of the machine may until they are synced. It returns an error
+// wrapping ErrFailed if the log failed first, ErrClosed if it closed
+// without them. While the writer switches segments, Write waits for it
+// to write them instead.
+func (l *Log) Write(ts uint64) error {
+	if l.written.Load() >= ts {
+		return nil
+	}
+	l.wmu.Lock()
+	if l.written.Load() >= ts {
+		l.wmu.Unlock()
+		return nil
+	}
+	l.mu.Lock()
+	if l.failure != nil || l.rot != nil || l.fclosed {
+		if l.failure == nil && !l.kicked {
+			l.kicked = true
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+		}
+		l.mu.Unlock()
+		l.wmu.Unlock()
+		return l.waitWritten(ts)
+	}
+	buf, last := l.buf, l.lastTs
+	l.buf, l.spare = l.spare[:0], nil
+	l.records = 0
+	l.mu.Unlock()
+
+	err := l.writeBytes(buf)
+
+	l.mu.Lock()
+	if cap(buf) <= 4<<20 {
+		l.spare = buf[:0]
+	}
+	if err != nil {
+		l.fail(err)
+	}
+	failure := l.failure
+	if failure == nil {
+		l.written.Store(last)
+	}
+	l.durCond.Broadcast()
+	l.mu.Unlock()
+	l.wmu.Unlock()
+	if failure != nil {
+		l.notify(true)
+		return failure
+	}
+	if l.opts.OnWrite != nil && len(buf) > 0 {
+		l.opts.OnWrite(l.sinceRot.Load())
+	}
+	return nil
+}
+
+// waitWritten waits until the record of timestamp ts is written (see
+// Write).
+func (l *Log) waitWritten(ts uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.written.Load() < ts {
+		if l.failure != nil {
+			return l.failure
+		}
+		if l.closed && l.isDone() {
+			return ErrClosed
+		}
+		l.durCond.Wait()
+	}
+	return nil
+}
+
+// Written returns the timestamp up to which records are written (handed
+// to the operating system).
+func (l *Log) Written() uint64 { return l.written.Load() }
+
+// WrittenOrErr is DurableOrErr for written records (see Write).
+func (l *Log) WrittenOrErr(ts uint64) (bool, error) {
+	if l.written.Load() >= ts {
+		return true, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.written.Load() >= ts:
+		return true, nil
+	case l.failure != nil:
+		return false, l.failure
+	case l.closed && l.isDone():
+		return false, ErrClosed
+	}
+	return false, nil
+}
+
+// fail makes err, wrapped in ErrFailed, the log's failure unless it
+// failed already. Requires mu.
+func (l *Log) fail(err error) {
+	if l.failure == nil {
+		l.failure = fmt.Errorf("%w: %v", ErrFailed, err)
+		l.failed.Store(true)
+	}
+}
+
+// Failed reports whether a write or sync of the log failed (see
+// ErrFailed), without waiting.
+func (l *Log) Failed() bool { return l.failed.Load() }
 
 // Err returns the error that makes the log refuse records, or nil.
 func (l *Log) Err() error {
@@ -265,13 +402,14 @@ func (l *Log) run() {
 		l.notify(true) // DurableOrErr now answers every waiter for good
 	}()
 	var tick <-chan time.Time
-	if l.opts.Mode == SyncInterval {
+	if l.opts.Mode != SyncEach {
+		// SyncInterval syncs on ticks; both write on ticks what no
+		// Write wrote.
 		t := time.NewTicker(l.opts.Interval)
 		defer t.Stop()
 		tick = t.C
 	}
 	lastSync := time.Now()
-	unsynced := false
 	var window *time.Timer // group commit window (SyncEach)
 	var syncTook time.Duration
 	skipWindows := 0 // batches left to write without a window
@@ -306,74 +444,94 @@ func (l *Log) run() {
 			}
 			skipWindows = max(skipWindows-1, 0)
 		}
-		l.mu.Lock()
-		buf, ts, rot, failure := l.buf, l.lastTs, l.rot, l.failure
-		records := l.records
-		l.buf, l.spare, l.rot, l.kicked = l.spare[:0], nil, nil, false
-		l.records, l.windowOpen = 0, false
-		l.mu.Unlock()
-
-		var err error
-		if failure == nil {
-			err = l.write(buf, rot)
-			if len(buf) > 0 {
-				unsynced = true
-			}
-			due := l.opts.Mode == SyncEach || closing ||
-				l.opts.Mode == SyncInterval && time.Since(lastSync) >= l.opts.Interval
-			if err == nil && unsynced && due {
-				start := time.Now()
-				if err = l.f.Sync(); err == nil {
-					unsynced = false
-					lastSync = time.Now()
-					syncTook = lastSync.Sub(start)
-				}
-			}
-		} else if rot != nil {
-			err = failure
-		}
-
-		l.mu.Lock()
-		if cap(buf) <= 4<<20 {
-			l.spare = buf[:0]
-		}
-		if err != nil && l.failure == nil {
-			l.failure = fmt.Errorf("%w: %v", ErrFailed, err)
-		}
-		if l.failure == nil {
-			l.written.Store(ts)
-			if !unsynced {
-				l.durable.Store(ts)
-			}
-		}
-		// The writers of this batch are told now; those waiting for an
-		// answer come back with their next commits. The next batch
-		// waits for them and for the records that came meanwhile.
-		l.expect = records + l.records
-		l.durCond.Broadcast()
-		failed := l.failure != nil
-		l.mu.Unlock()
-		l.notify(failed)
-		if rot != nil {
-			rot.done <- err
-		}
-		if l.opts.OnWrite != nil && err == nil && len(buf) > 0 {
-			l.opts.OnWrite(l.sinceRot.Load())
-		}
-		if closing {
-			if cerr := l.f.Close(); cerr != nil && err == nil {
-				l.mu.Lock()
-				if l.failure == nil {
-					l.failure = fmt.Errorf("%w: %v", ErrFailed, cerr)
-				}
-				l.mu.Unlock()
-			}
-			l.mu.Lock()
-			l.durCond.Broadcast()
-			l.mu.Unlock()
+		if l.writeBatch(closing, &lastSync, &syncTook) {
 			return
 		}
 	}
+}
+
+// writeBatch is one round of the writer: it writes what is buffered
+// (switching segments if a rotation is pending), syncs it if the mode says
+// it is due, tells the waiters, and on closing closes the segment. It
+// reports whether the writer is done. Files are written under wmu; the
+// sync runs after it, so that Write does not wait for a sync (only the
+// writer replaces or closes f, so the sync's file stays open).
+func (l *Log) writeBatch(closing bool, lastSync *time.Time, syncTook *time.Duration) (done bool) {
+	l.wmu.Lock()
+	l.mu.Lock()
+	buf, ts, rot, failure := l.buf, l.lastTs, l.rot, l.failure
+	records := l.records
+	l.buf, l.spare, l.rot, l.kicked = l.spare[:0], nil, nil, false
+	l.records, l.windowOpen = 0, false
+	l.mu.Unlock()
+
+	var err error
+	if failure == nil {
+		err = l.write(buf, rot)
+	} else if rot != nil {
+		err = failure
+	}
+	l.mu.Lock()
+	if cap(buf) <= 4<<20 {
+		l.spare = buf[:0]
+	}
+	if err != nil {
+		l.fail(err)
+	}
+	if l.failure == nil {
+		l.written.Store(ts)
+	}
+	written := l.written.Load()
+	l.durCond.Broadcast()
+	l.mu.Unlock()
+	if !closing {
+		l.wmu.Unlock()
+	}
+
+	due := l.opts.Mode == SyncEach || closing ||
+		l.opts.Mode == SyncInterval && time.Since(*lastSync) >= l.opts.Interval
+	if err == nil && due && written > l.durable.Load() {
+		start := time.Now()
+		if err = l.f.Sync(); err == nil {
+			*lastSync = time.Now()
+			*syncTook = lastSync.Sub(start)
+		}
+	}
+
+	l.mu.Lock()
+	if err != nil {
+		l.fail(err)
+	}
+	if l.failure == nil && err == nil && due {
+		l.durable.Store(written)
+	}
+	// The writers of this batch are told now; those waiting for an
+	// answer come back with their next commits. The next batch
+	// waits for them and for the records that came meanwhile.
+	l.expect = records + l.records
+	l.durCond.Broadcast()
+	failed := l.failure != nil
+	l.mu.Unlock()
+	l.notify(failed)
+	if rot != nil {
+		rot.done <- err
+	}
+	if l.opts.OnWrite != nil && err == nil && len(buf) > 0 {
+		l.opts.OnWrite(l.sinceRot.Load())
+	}
+	if !closing {
+		return false
+	}
+	cerr := l.f.Close()
+	l.fclosed = true
+	l.wmu.Unlock()
+	l.mu.Lock()
+	if cerr != nil {
+		l.fail(cerr)
+	}
+	l.durCond.Broadcast()
+	l.mu.Unlock()
+	return true
 }
 
 // write writes buf to the segment, switching segments at rot.

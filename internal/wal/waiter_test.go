@@ -9,6 +9,13 @@ import (
 // newTestLog starts a SyncEach Log on a fresh segment of a StrictMem.
 func newTestLog(t *testing.T) (*Log, *StrictMem) {
 	t.Helper()
+	return newTestLogAt(t, Options{Mode: SyncEach}, 0)
+}
+
+// newTestLogAt starts a Log with opts (FS and Dir filled in) on a fresh
+// segment of a StrictMem, as if it held records up to lastTs.
+func newTestLogAt(t *testing.T, opts Options, lastTs uint64) (*Log, *StrictMem) {
+	t.Helper()
 	m := NewStrictMem()
 	m.MkdirAll("/d")
 	f, err := m.Create("/d/" + SegmentName(1))
@@ -19,7 +26,8 @@ func newTestLog(t *testing.T) (*Log, *StrictMem) {
 	if _, err := f.Write(hdr); err != nil {
 		t.Fatal(err)
 	}
-	l := NewLog(Options{FS: m, Dir: "/d", Mode: SyncEach}, f, int64(len(hdr)), 1, 0)
+	opts.FS, opts.Dir = m, "/d"
+	l := NewLog(opts, f, int64(len(hdr)), lastTs+1, lastTs)
 	return l, m
 }
 
