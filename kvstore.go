@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // numShards is the number of independently locked parts of the key space.
@@ -151,6 +152,13 @@ func (s *Store) put(key, value string, ttl time.Duration) (uint64, error) {
 		return 0, err
 	}
 	h := s.hash(key)
+	var exp int64
+	if ttl > 0 {
+		exp = deadline(s.now(), ttl)
+	}
+	// The record is made before the locks: the critical section, which
+	// every writer of the store takes in turn, only links it in.
+	rec := newRecord(key, value, exp)
 	o := &s.oracle
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -163,16 +171,12 @@ func (s *Store) put(key, value string, ttl time.Duration) (uint64, error) {
 		}
 	}
 	ts := o.committed.Load() + 1
-	var exp int64
-	if ttl > 0 {
-		exp = deadline(s.now(), ttl)
-	}
 	if s.dur != nil {
 		if err := s.logPut(key, value, exp, ts); err != nil {
 			return 0, err
 		}
 	}
-	if s.install(sh, key, h, value, exp, ts, s.activeForInstall()) {
+	if s.installRecord(sh, key, h, rec, exp, ts, s.activeForInstall()) {
 		s.live.Add(1)
 	}
 	o.committed.Store(ts)
@@ -235,19 +239,38 @@ func (s *Store) activeForInstall() []uint64 {
 // install makes value, expiring at exp (0: never), the newest version of
 // key at ts and reports whether the key did not hold a value before. Requires s.oracle.mu and sh.mu.
 func (s *Store) install(sh *shard, key string, h uint64, value string, exp int64, ts uint64, active []uint64) (added bool) {
+	return s.installRecord(sh, key, h, newRecord(key, value, exp), exp, ts, active)
+}
+
+// installRecord is install with the new version's record already made
+// (newRecord(key, value, exp)). Requires s.oracle.mu and sh.mu.
+func (s *Store) installRecord(sh *shard, key string, h uint64, rec unsafe.Pointer, exp int64, ts uint64, active []uint64) (added bool) {
 	sh.lastCommit = checkTs(ts)
 	i := sh.t.find(key, h)
 	if i < 0 {
-		sh.t.set(sh.t.insert(key, h), key, value, h, ts, exp)
-		s.oracle.mem.Add(expRecordBytes(len(key), len(value), exp))
+		sh.t.setRecord(sh.t.insert(key, h), rec, h, ts, exp != 0)
+		s.oracle.mem.Add(expRecordBytes(len(key), len(recValue(rec)), exp))
 		s.countTTL(0, exp)
 		return true
+	}
+	if len(active) == 0 && len(sh.hist) == 0 {
+		// The common case: no open snapshot, and the key keeps no
+		// history, so the old version just goes.
+		old, meta := sh.t.slots[i].rec, sh.t.slots[i].meta
+		oldExp := slotExpiry(old, meta)
+		s.countTTL(oldExp, exp)
+		sh.t.setRecord(i, rec, h, ts, exp != 0)
+		keyLen := recKeyLen(rec)
+		if d := expRecordBytes(keyLen, len(recValue(rec)), exp) - expRecordBytes(keyLen, len(recValue(old)), oldExp); d != 0 {
+			s.oracle.mem.Add(d)
+		}
+		return meta&slotTombBit != 0
 	}
 	e, before := sh.accountedEntryAt(i)
 	added = e.deleted()
 	s.countTTL(e.exp, exp)
-	e.push(value, exp, ts, active)
-	sh.t.set(i, key, e.val, h, e.ts, e.exp)
+	e.push(recValue(rec), exp, ts, active)
+	sh.t.setRecord(i, rec, h, e.ts, exp != 0)
 	s.keepHistory(sh, i, h, e, active, before)
 	return added
 }

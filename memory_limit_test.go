@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -70,8 +71,10 @@ func TestMemoryAccountIsExact(t *testing.T) {
 	for step := range 20_000 {
 		k := fmt.Sprint("k", rng.IntN(300))
 		switch r := rng.IntN(100); {
-		case r < 45:
+		case r < 40:
 			s.Put(k, strings.Repeat("v", rng.IntN(600)))
+		case r < 45:
+			s.PutWithTTL(k, strings.Repeat("e", rng.IntN(600)), time.Hour)
 		case r < 80:
 			s.Delete(k)
 		case r < 85 && len(txns) < 5:

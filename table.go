@@ -229,8 +229,14 @@ func (t *table) exp(i int) int64    { return slotExpiry(t.slots[i].rec, t.slots[
 // a deletion) and expiring at exp (0: never). Requires the shard's lock,
 // held as a writer.
 func (t *table) set(i int, key, val string, h, ts uint64, exp int64) {
-	atomic.StorePointer(&t.slots[i].rec, newRecord(key, val, exp))
-	atomic.StoreUint64(&t.slots[i].meta, packMeta(ts, h, exp != 0))
+	t.setRecord(i, newRecord(key, val, exp), h, ts, exp != 0)
+}
+
+// setRecord is set with the record made (see newRecord); hasExp says
+// whether it ends with an expiry time.
+func (t *table) setRecord(i int, rec unsafe.Pointer, h, ts uint64, hasExp bool) {
+	atomic.StorePointer(&t.slots[i].rec, rec)
+	atomic.StoreUint64(&t.slots[i].meta, packMeta(ts, h, hasExp))
 }
 
 // insert adds key, which must not be in the table, and returns the index of
