@@ -31,8 +31,12 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	}
 	// An expiry is a deletion committed at the instant the key expires: a
 	// version this transaction read that expired since its snapshot was
-	// taken counts as changed.
-	now := s.now()
+	// taken counts as changed. The clock is read only when the commit
+	// needs it: for that check, or for the writes with a time to live.
+	var now int64
+	if minExp != 0 || hasTTL(writes.items) {
+		now = s.now()
+	}
 	if minExp != 0 && expired(minExp, now) {
 		return pinned, ErrConflict
 	}
@@ -99,6 +103,16 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	s.live.Add(delta)
 	o.committed.Store(ts)
 	return pinned, nil
+}
+
+// hasTTL reports whether any of writes sets a time to live.
+func hasTTL(writes []item[write]) bool {
+	for i := range writes {
+		if writes[i].val.ttl > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checkCommitMemory returns an error wrapping ErrMemoryLimit when the

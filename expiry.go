@@ -229,6 +229,10 @@ const (
 // s.oracle.mu except where noted.
 type expiryState struct {
 	ttlKeys int64         // newest versions with an expiry time
+	// everTTL is set when the first version with an expiry time is
+	// installed, and stays set: until then no snapshot needs the clock
+	// (see Store.beginSnapshot).
+	everTTL bool
 	running bool          // the goroutine is running
 	closed  bool          // Close was called: start no goroutine
 	stop    chan struct{} // closed by Close; nil once Close took it
@@ -245,6 +249,7 @@ func (s *Store) countTTL(old, new int64) {
 	switch {
 	case old == 0 && new != 0:
 		s.expiry.ttlKeys++
+		s.expiry.everTTL = true
 		if !s.expiry.running && !s.expiry.closed {
 			s.expiry.running = true
 			s.expiry.stop = make(chan struct{})

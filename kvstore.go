@@ -207,7 +207,7 @@ func (s *Store) del(key string) (existed bool, ts uint64, err error) {
 	sh := &s.shards[shardIndex(h)]
 	sh.lock()
 	defer sh.unlock()
-	if !sh.holdsLiveValue(key, h, s.now()) {
+	if holds, exp := sh.valueExpiry(key, h); !holds || exp != 0 && expired(exp, s.now()) {
 		return false, 0, nil
 	}
 	ts = o.committed.Load() + 1
@@ -446,11 +446,18 @@ func (s *Store) Begin() *Txn {
 }
 
 // beginSnapshot registers a new snapshot and returns its read timestamp
-// and the time it was taken (for expiry: see expiry.go).
+// and the time it was taken (for expiry: see expiry.go). The time is read
+// with the timestamp, under the oracle's mutex, so that the snapshot sees
+// exactly the expiries that the commits before it saw. A store in which no
+// version ever had an expiry time skips the clock (0): every version a
+// snapshot can see then has none, and the time is never looked at.
 func (s *Store) beginSnapshot() (readTs uint64, now int64) {
 	s.oracle.mu.Lock()
 	defer s.oracle.mu.Unlock()
-	return s.oracle.beginLocked(), s.now()
+	if s.expiry.everTTL {
+		now = s.now()
+	}
+	return s.oracle.beginLocked(), now
 }
 
 // Update runs fn in a new transaction and commits it. If fn returns an error,

@@ -220,11 +220,15 @@ func (sh *shard) holdsValue(key string, h uint64) bool {
 	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0
 }
 
-// holdsLiveValue reports whether the newest version of key holds a value
-// that has not expired at now. Requires sh.mu.
-func (sh *shard) holdsLiveValue(key string, h uint64, now int64) bool {
+// valueExpiry reports whether the newest version of key holds a value, and
+// its expiry time (0: none), for the caller to compare with the clock
+// only when there is one. Requires sh.mu.
+func (sh *shard) valueExpiry(key string, h uint64) (holds bool, exp int64) {
 	i := sh.t.find(key, h)
-	return i >= 0 && sh.t.ts(i)&tombstoneBit == 0 && !expired(sh.t.exp(i), now)
+	if i < 0 || sh.t.ts(i)&tombstoneBit != 0 {
+		return false, 0
+	}
+	return true, sh.t.exp(i)
 }
 
 // setHistory records what key keeps besides its newest version; ok false
