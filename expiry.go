@@ -228,7 +228,7 @@ const (
 // expiryState is the active expiry goroutine's state, guarded by
 // s.oracle.mu except where noted.
 type expiryState struct {
-	ttlKeys int64         // newest versions with an expiry time
+	ttlKeys int64 // newest versions with an expiry time
 	// everTTL is set when the first version with an expiry time is
 	// installed, and stays set: until then no snapshot needs the clock
 	// (see Store.beginSnapshot).
