@@ -1,10 +1,29 @@
 package kvstore
 
+import "unsafe"
+
 // commit publishes the outermost level of t and ends t, then trims what
-// t's snapshot alone pinned (see trimPinned).
+// t's snapshot alone pinned (see trimPinned). The records of its puts are
+// made first, outside the oracle's mutex, unless a write has a time to
+// live (whose expiry time is the commit's).
 func (s *Store) commit(t *Txn) error {
 	bufs := t.bufs
-	pinned, err := s.commitLocked(t)
+	var stack [16]unsafe.Pointer
+	var recs []unsafe.Pointer
+	if writes := t.levels[0].items; len(writes) > 0 && !hasTTL(writes) {
+		recs = stack[:0]
+		if len(writes) > len(stack) {
+			recs = make([]unsafe.Pointer, 0, len(writes))
+		}
+		for _, w := range writes {
+			var rec unsafe.Pointer
+			if !w.val.del {
+				rec = newRecord(w.key, w.val.val, 0)
+			}
+			recs = append(recs, rec)
+		}
+	}
+	pinned, err := s.commitLocked(t, recs)
 	bufs.recycle()
 	s.trimPinned(pinned)
 	return err
@@ -16,7 +35,9 @@ func (s *Store) commit(t *Txn) error {
 // all the shards it touches locked, publish the timestamp. Readers of those
 // shards wait for the install and then see all of it; no reader sees part
 // of it. It returns what t's snapshot pinned, if t was its last user.
-func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
+// recs, unless nil, holds the record of each write of the outermost
+// level that puts (nil for a delete), made with no expiry time.
+func (s *Store) commitLocked(t *Txn, recs []unsafe.Pointer) (pinned map[string]struct{}, err error) {
 	o := &s.oracle
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -87,6 +108,10 @@ func (s *Store) commitLocked(t *Txn) (pinned map[string]struct{}, err error) {
 	for j, it := range writes.items {
 		key, h, w, sh := it.key, it.hash, it.val, &s.shards[shards[j]]
 		switch {
+		case !w.del && recs != nil:
+			if s.installRecord(sh, key, h, recs[j], 0, ts, active) {
+				delta++
+			}
 		case !w.del:
 			var exp int64
 			if w.ttl > 0 {
