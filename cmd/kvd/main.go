@@ -11,6 +11,9 @@
 //
 // Flags are parsed and checked by parseConfig (config.go): an invalid
 // value, an unknown flag or a stray argument stops kvd with status 2.
+// With -dir and -fsync always, kvd runs with GOMAXPROCS one above its
+// default, for the log writer (see reserveLogWriterP), unless the
+// GOMAXPROCS environment variable is set.
 package main
 
 import (
