@@ -35,8 +35,10 @@ func (s *Store) commit(t *Txn) error {
 // all the shards it touches locked, publish the timestamp. Readers of those
 // shards wait for the install and then see all of it; no reader sees part
 // of it. It returns what t's snapshot pinned, if t was its last user.
-// recs, unless nil, holds the record of each write of the outermost
-// level that puts (nil for a delete), made with no expiry time.
+// recs holds the record of each write of the outermost level that puts
+// (nil for a delete), made with no expiry time; it is nil when the level
+// has no writes or a write has a time to live (then the records are made
+// here, with the commit's time).
 func (s *Store) commitLocked(t *Txn, recs []unsafe.Pointer) (pinned map[string]struct{}, err error) {
 	o := &s.oracle
 	o.mu.Lock()
@@ -55,7 +57,7 @@ func (s *Store) commitLocked(t *Txn, recs []unsafe.Pointer) (pinned map[string]s
 	// taken counts as changed. The clock is read only when the commit
 	// needs it: for that check, or for the writes with a time to live.
 	var now int64
-	if minExp != 0 || hasTTL(writes.items) {
+	if minExp != 0 || recs == nil { // recs is nil when a write has a time to live
 		now = s.now()
 	}
 	if minExp != 0 && expired(minExp, now) {

@@ -28,6 +28,50 @@ func serveStore(t *testing.T, store *Store, opts ...Option) string {
 	return ln.Addr().String()
 }
 
+// exerciseDurableServer serves store (on backend, nil for the default) and
+// sends over one connection a request of each kind, then a pipelined batch
+// of 50 PUTs (one batch, one wait for the log), calling check after each
+// response and after the batch; every response must be Ok. It returns the
+// server's address and the connection's request function, which calls
+// check too.
+func exerciseDurableServer(t *testing.T, store *Store, backend Option, check func(what string)) (addr string, do func(req string) string) {
+	t.Helper()
+	opts := []Option{}
+	if backend != nil {
+		opts = append(opts, backend)
+	}
+	addr = serveStore(t, store, opts...)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	do = func(req string) string {
+		c.Write([]byte(req + "\n"))
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "EOF"
+		}
+		check(req)
+		return strings.TrimSpace(line)
+	}
+	for _, req := range []string{"PUT a 1", "GET a", "START", "PUT b 2", "DEL a", "COMMIT", "GET b", "DEL b"} {
+		if r := do(req); !strings.Contains(r, `"Ok"`) {
+			t.Fatalf("%s: %s", req, r)
+		}
+	}
+	c.Write([]byte(strings.Repeat("PUT p x\n", 50)))
+	for range 50 {
+		if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"Ok"`) {
+			t.Fatalf("pipelined PUT: %q %v", line, err)
+		}
+	}
+	check("pipelined PUTs")
+	return addr, do
+}
+
 // TestServerSyncAlways: over both backends, every response that
 // acknowledges or shows a commit is sent only once that commit is synced;
 // after a failed fsync, no write is acknowledged.
@@ -36,42 +80,12 @@ func TestServerSyncAlways(t *testing.T) {
 		fs := newMemFS()
 		store := openMem(t, fs, WithSync(SyncAlways))
 		defer store.Close()
-		opts := []Option{}
-		if backend != nil {
-			opts = append(opts, backend)
-		}
-		addr := serveStore(t, store, opts...)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
-		do := func(req string) string {
-			c.Write([]byte(req + "\n"))
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return "EOF"
-			}
-			// Whatever the response shows must be durable by now.
+		// Whatever a response shows must be durable by then.
+		addr, do := exerciseDurableServer(t, store, backend, func(req string) {
 			if d, pub := store.dur.log.Durable(), store.oracle.committed.Load(); d < pub {
 				t.Errorf("%s answered with commit %d published but only %d synced", req, pub, d)
 			}
-			return strings.TrimSpace(line)
-		}
-		for _, req := range []string{"PUT a 1", "GET a", "START", "PUT b 2", "DEL a", "COMMIT", "GET b", "DEL b"} {
-			if r := do(req); !strings.Contains(r, `"Ok"`) {
-				t.Fatalf("%s: %s", req, r)
-			}
-		}
-		// Pipelined: one batch, one wait.
-		c.Write([]byte(strings.Repeat("PUT p x\n", 50)))
-		for range 50 {
-			if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"Ok"`) {
-				t.Fatalf("pipelined PUT: %q %v", line, err)
-			}
-		}
+		})
 		fs.FailSyncs(true)
 		if r := do("PUT c 3"); strings.Contains(r, `"Ok"`) {
 			t.Fatalf("PUT with a failing fsync answered %s", r)
@@ -115,42 +129,10 @@ func TestServerWritesLogBeforeAnswering(t *testing.T) {
 				store.Update(func(tx *Txn) error { return tx.Put("lib", "2") })
 				written("Commit")
 
-				opts := []Option{}
-				if backend != nil {
-					opts = append(opts, backend)
-				}
-				c, err := net.Dial("tcp", serveStore(t, store, opts...))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				do := func(req string) string {
-					c.Write([]byte(req + "\n"))
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return "EOF"
-					}
-					written(req)
-					return strings.TrimSpace(line)
-				}
-				for _, req := range []string{"PUT a 1", "GET a", "START", "PUT b 2", "DEL a", "COMMIT", "GET b", "DEL b"} {
-					if r := do(req); !strings.Contains(r, `"Ok"`) {
-						t.Fatalf("%s: %s", req, r)
-					}
-				}
-				// Pipelined: one batch, one write of the log.
-				c.Write([]byte(strings.Repeat("PUT p x\n", 50)))
-				for range 50 {
-					if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, `"Ok"`) {
-						t.Fatalf("pipelined PUT: %q %v", line, err)
-					}
-				}
-				written("pipelined PUTs")
+				addr, _ := exerciseDurableServer(t, store, backend, written)
 
 				fs.FailAfter(0)
-				c2, err := net.Dial("tcp", c.RemoteAddr().String())
+				c2, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -161,7 +143,7 @@ func TestServerWritesLogBeforeAnswering(t *testing.T) {
 				if line, _ := br2.ReadString('\n'); strings.Contains(line, `"Ok"`) {
 					t.Fatalf("PUT with a failing write answered %s", line)
 				}
-				c3, err := net.Dial("tcp", c.RemoteAddr().String())
+				c3, err := net.Dial("tcp", addr)
 				if err != nil {
 					t.Fatal(err)
 				}

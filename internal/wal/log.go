@@ -198,7 +198,7 @@ func (l *Log) Write(ts uint64) error {
 		}
 		l.mu.Unlock()
 		l.wmu.Unlock()
-		return l.waitWritten(ts)
+		return l.waitFor(&l.written, ts)
 	}
 	buf, last := l.buf, l.lastTs
 	l.buf, l.spare = l.spare[:0], nil
@@ -231,19 +231,46 @@ func (l *Log) Write(ts uint64) error {
 	return nil
 }
 
-// waitWritten waits until the record of timestamp ts is written (see
-// Write).
-func (l *Log) waitWritten(ts uint64) error {
+// waitFor waits until point (l.written or l.durable) reaches ts, and
+// returns the error that means it never will: the log's failure, or
+// ErrClosed once the writer has ended.
+func (l *Log) waitFor(point *atomic.Uint64, ts uint64) error {
+	if point.Load() >= ts {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.written.Load() < ts {
-		if l.failure != nil {
-			return l.failure
-		}
-		if l.closed && l.isDone() {
-			return ErrClosed
+	for point.Load() < ts {
+		if err := l.unreachableLocked(); err != nil {
+			return err
 		}
 		l.durCond.Wait()
+	}
+	return nil
+}
+
+// reachedOrErr reports, without waiting, whether point (l.written or
+// l.durable) has reached ts; if not, it returns the error waitFor would.
+func (l *Log) reachedOrErr(point *atomic.Uint64, ts uint64) (bool, error) {
+	if point.Load() >= ts {
+		return true, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if point.Load() >= ts {
+		return true, nil
+	}
+	return false, l.unreachableLocked()
+}
+
+// unreachableLocked returns why a point that has not reached a record yet
+// never will, or nil if it still may. Requires mu.
+func (l *Log) unreachableLocked() error {
+	switch {
+	case l.failure != nil:
+		return l.failure
+	case l.closed && l.isDone():
+		return ErrClosed
 	}
 	return nil
 }
@@ -253,22 +280,7 @@ func (l *Log) waitWritten(ts uint64) error {
 func (l *Log) Written() uint64 { return l.written.Load() }
 
 // WrittenOrErr is DurableOrErr for written records (see Write).
-func (l *Log) WrittenOrErr(ts uint64) (bool, error) {
-	if l.written.Load() >= ts {
-		return true, nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.written.Load() >= ts:
-		return true, nil
-	case l.failure != nil:
-		return false, l.failure
-	case l.closed && l.isDone():
-		return false, ErrClosed
-	}
-	return false, nil
-}
+func (l *Log) WrittenOrErr(ts uint64) (bool, error) { return l.reachedOrErr(&l.written, ts) }
 
 // fail makes err, wrapped in ErrFailed, the log's failure unless it
 // failed already. Requires mu.
@@ -319,23 +331,7 @@ func (l *Log) ForgetOlder() { l.older.Store(0) }
 // WaitDurable waits until the record of timestamp ts (and all before it)
 // is synced. It returns an error wrapping ErrFailed if the log failed
 // first.
-func (l *Log) WaitDurable(ts uint64) error {
-	if l.durable.Load() >= ts {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.durable.Load() < ts {
-		if l.failure != nil {
-			return l.failure
-		}
-		if l.closed && l.isDone() {
-			return ErrClosed
-		}
-		l.durCond.Wait()
-	}
-	return nil
-}
+func (l *Log) WaitDurable(ts uint64) error { return l.waitFor(&l.durable, ts) }
 
 func (l *Log) isDone() bool {
 	select {

@@ -10,22 +10,7 @@ import "sync/atomic"
 // DurableOrErr reports, without waiting, whether the record of timestamp
 // ts is synced; if it is not and never will be (the log failed, or closed
 // without it), it returns the error WaitDurable would.
-func (l *Log) DurableOrErr(ts uint64) (bool, error) {
-	if l.durable.Load() >= ts {
-		return true, nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case l.durable.Load() >= ts:
-		return true, nil
-	case l.failure != nil:
-		return false, l.failure
-	case l.closed && l.isDone():
-		return false, ErrClosed
-	}
-	return false, nil
-}
+func (l *Log) DurableOrErr(ts uint64) (bool, error) { return l.reachedOrErr(&l.durable, ts) }
 
 // A Waiter is a way to learn, without blocking a goroutine, that the
 // log's durable point has reached a timestamp: an event loop that keeps
