@@ -339,8 +339,12 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 		if !c.durWait {
 			c.durWait = true
 			l.durWait = append(l.durWait, c)
+			l.durSync.parked++
 		}
 		return out, nil
+	}
+	if len(out) > 0 && !l.durSync.settling {
+		l.durSync.answered++
 	}
 	if n := c.sess.executed - c.observed; n > 0 {
 		// The responses of these requests are written now: one clock

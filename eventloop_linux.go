@@ -90,11 +90,13 @@ type eventLoop struct {
 	durWait   []*loopConn   // connections whose output waits for the log
 	durGo     []*loopConn   // scratch: parked connections whose commit is synced
 	durWaiter *wal.Waiter   // how the log wakes the loop for durWait (nil until needed)
+	durSync   loopSyncing   // whether the loop syncs the log itself (SyncAlways)
 	waitState loopWait      // see wait
 
-	latency  latencyCounts // the loop's connections' request latencies
-	writes   atomic.Int64  // write system calls made, for tests
-	evictReq atomic.Bool   // some connection was evicted (client-memory budget)
+	latency   latencyCounts // the loop's connections' request latencies
+	writes    atomic.Int64  // write system calls made, for tests
+	selfSyncs atomic.Int64  // syncs of the log the loop made itself, for tests
+	evictReq  atomic.Bool   // some connection was evicted (client-memory budget)
 }
 
 // loopHandoff is a connection on its way to a loop.
@@ -456,6 +458,7 @@ func (l *eventLoop) exit() {
 	if l.durWaiter != nil {
 		l.srv.store.dur.log.RemoveWaiter(l.durWaiter)
 	}
+	l.durSync.stop(l.srv.store)
 	l.mu.Lock()
 	l.closed = true
 	pending := l.pending
@@ -466,87 +469,5 @@ func (l *eventLoop) exit() {
 		h.c.sess.Close()
 		syscall.Close(h.fd)
 		l.srv.connDone(h.c, "shutdown")
-	}
-}
-
-// settleDurable sends the output that was waiting for the log and may go
-// now, without blocking the loop on a sync: each parked connection (see
-// flush) waits for the one commit its responses depend on (Session.need).
-// Under SyncAlways, those whose commit is synced are served again to
-// write, and the others stay parked while the loop serves everybody
-// else; the log's writer wakes the loop (the Waiter l.durWaiter) once
-// the oldest commit still waited for is synced. Under the other modes
-// the loop writes the log itself, once for all the round's connections
-// (wal.Log.Write, as Redis writes its AOF buffer before it answers), and
-// then serves them all. If the log failed, or closed short of a
-// connection's commit, that connection is closed with nothing of its
-// parked output sent.
-func (l *eventLoop) settleDurable() {
-	if len(l.durWait) == 0 {
-		return
-	}
-	store := l.srv.store
-	log := store.dur.log
-	always := store.syncAlways()
-	if always && l.durWaiter == nil {
-		l.durWaiter = log.NewWaiter(l.wake)
-	}
-	for len(l.durWait) > 0 {
-		if !always {
-			var newest uint64
-			for _, c := range l.durWait {
-				newest = max(newest, c.sess.need)
-			}
-			_ = log.Write(newest) // a failure is each connection's, below
-		}
-		var oldest uint64
-		go1 := l.durGo[:0]
-		keep := l.durWait[:0]
-		for _, c := range l.durWait {
-			if c.released {
-				c.durWait = false
-				continue
-			}
-			ok, err := store.loggedOrErr(c.sess.need)
-			switch {
-			case ok:
-				go1 = append(go1, c)
-			case err != nil:
-				c.durWait = false
-				c.out = nil
-				l.release(c, false, "log failed: "+err.Error())
-			default:
-				keep = append(keep, c)
-				if oldest == 0 || c.sess.need < oldest {
-					oldest = c.sess.need
-				}
-			}
-		}
-		clear(l.durWait[len(keep):])
-		l.durWait = keep
-		for _, c := range go1 {
-			c.durWait = false
-			if !c.released {
-				c.sess.need = 0
-				l.serve(c, syscall.EPOLLOUT) // may park it again
-			}
-		}
-		clear(go1)
-		l.durGo = go1[:0]
-		if len(go1) > 0 {
-			continue // serving may have parked some again
-		}
-		if oldest == 0 || !always {
-			break // (Write leaves no commit unwritten without an error)
-		}
-		// Ask to be woken, then look again: the commit may have been
-		// synced before the writer could see the request.
-		l.durWaiter.Want(oldest)
-		if ok, err := log.DurableOrErr(oldest); !ok && err == nil {
-			return
-		}
-	}
-	if l.durWaiter != nil {
-		l.durWaiter.Want(0)
 	}
 }

@@ -64,6 +64,11 @@ type Log struct {
 	wmu sync.Mutex
 	// fclosed is set once the writer closed f for good. Requires wmu.
 	fclosed bool
+	// smu serializes syncs under SyncEach: the writer's batches and
+	// callers' Sync each write and sync with it held, so that durable
+	// only grows and f stays open and in place during a sync. Taken
+	// before wmu.
+	smu sync.Mutex
 
 	mu      sync.Mutex
 	durCond sync.Cond // broadcast when durable or failure changes
@@ -77,7 +82,11 @@ type Log struct {
 	records    int
 	expect     int
 	windowOpen bool
-	rot        *rotation
+	// selfSyncers counts the callers that sync the records they need
+	// themselves (SyncsItself): while there are any, EndRecord does not
+	// wake the writer. Changed under mu.
+	selfSyncers atomic.Int32
+	rot         *rotation
 	// segFirst is the first timestamp of the segment records go to.
 	segFirst uint64
 	failure  error       // sticky: wraps ErrFailed
@@ -149,24 +158,27 @@ func (l *Log) BeginRecord() (buf []byte, off int, err error) {
 const maxUnwritten = 1 << 20
 
 // EndRecord finishes the record begun at off for commit timestamp ts and
-// unlocks the buffer. Under SyncEach it wakes the writer; under the other
-// modes the record waits for a Write (or the writer's next interval, or
-// a full buffer).
+// unlocks the buffer. Under SyncEach it wakes the writer, unless a caller
+// syncs itself (SyncsItself); under the other modes the record waits for
+// a Write (or the writer's next interval, or a full buffer).
 func (l *Log) EndRecord(buf []byte, off int, ts uint64) {
 	FinishFrame(buf, off)
 	l.buf, l.lastTs = buf, ts
 	l.records++
-	if l.opts.Mode != SyncEach && len(buf) < maxUnwritten {
-		l.mu.Unlock()
-		return
-	}
-	if !l.kicked || l.windowOpen && l.records >= l.expect {
-		l.kicked = true
+	switch {
+	case l.opts.Mode != SyncEach && len(buf) < maxUnwritten:
+	case l.windowOpen && l.records >= l.expect:
 		l.windowOpen = false
+		l.kicked = true
 		select {
 		case l.kick <- struct{}{}:
 		default:
 		}
+	case l.opts.Mode == SyncEach && l.selfSyncers.Load() > 0 && len(buf) < maxUnwritten:
+		// A caller syncs what it needs; whoever else waits wakes the
+		// writer (WaitDurable, Waiter.Want).
+	default:
+		l.wakeWriterLocked()
 	}
 	l.mu.Unlock()
 }
@@ -182,30 +194,42 @@ func (l *Log) Write(ts uint64) error {
 	if l.written.Load() >= ts {
 		return nil
 	}
+	handOff, n, _, err := l.writeOut(ts)
+	if handOff {
+		return l.waitFor(&l.written, ts)
+	}
+	if err == nil && n > 0 && l.opts.OnWrite != nil {
+		l.opts.OnWrite(l.sinceRot.Load())
+	}
+	return err
+}
+
+// writeOut writes every buffered record to the segment from the calling
+// goroutine (one write system call), unless the records up to ts are
+// written already. It returns how many bytes it wrote and the timestamp
+// up to which records are written. handOff reports that the writer
+// goroutine must do it instead (a segment switch is pending, the log
+// failed, or the segment is closed); the writer has been woken.
+func (l *Log) writeOut(ts uint64) (handOff bool, n int, written uint64, err error) {
 	l.wmu.Lock()
-	if l.written.Load() >= ts {
-		l.wmu.Unlock()
-		return nil
+	defer l.wmu.Unlock()
+	if w := l.written.Load(); w >= ts {
+		return false, 0, w, nil
 	}
 	l.mu.Lock()
 	if l.failure != nil || l.rot != nil || l.fclosed {
-		if l.failure == nil && !l.kicked {
-			l.kicked = true
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
+		if l.failure == nil {
+			l.wakeWriterLocked()
 		}
 		l.mu.Unlock()
-		l.wmu.Unlock()
-		return l.waitFor(&l.written, ts)
+		return true, 0, 0, nil
 	}
 	buf, last := l.buf, l.lastTs
 	l.buf, l.spare = l.spare[:0], nil
 	l.records = 0
 	l.mu.Unlock()
 
-	err := l.writeBytes(buf)
+	err = l.writeBytes(buf)
 
 	l.mu.Lock()
 	if cap(buf) <= 4<<20 {
@@ -220,15 +244,23 @@ func (l *Log) Write(ts uint64) error {
 	}
 	l.durCond.Broadcast()
 	l.mu.Unlock()
-	l.wmu.Unlock()
 	if failure != nil {
 		l.notify(true)
-		return failure
+		return false, len(buf), 0, failure
 	}
-	if l.opts.OnWrite != nil && len(buf) > 0 {
-		l.opts.OnWrite(l.sinceRot.Load())
+	return false, len(buf), last, nil
+}
+
+// wakeWriterLocked wakes the writer goroutine unless a wake-up is
+// pending. Requires mu.
+func (l *Log) wakeWriterLocked() {
+	if !l.kicked {
+		l.kicked = true
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
-	return nil
 }
 
 // waitFor waits until point (l.written or l.durable) reaches ts, and
@@ -331,7 +363,13 @@ func (l *Log) ForgetOlder() { l.older.Store(0) }
 // WaitDurable waits until the record of timestamp ts (and all before it)
 // is synced. It returns an error wrapping ErrFailed if the log failed
 // first.
-func (l *Log) WaitDurable(ts uint64) error { return l.waitFor(&l.durable, ts) }
+func (l *Log) WaitDurable(ts uint64) error {
+	if l.durable.Load() >= ts {
+		return nil
+	}
+	l.wakeForWaiter()
+	return l.waitFor(&l.durable, ts)
+}
 
 func (l *Log) isDone() bool {
 	select {
@@ -453,6 +491,8 @@ func (l *Log) run() {
 // sync runs after it, so that Write does not wait for a sync (only the
 // writer replaces or closes f, so the sync's file stays open).
 func (l *Log) writeBatch(closing bool, lastSync *time.Time, syncTook *time.Duration) (done bool) {
+	l.smu.Lock()
+	defer l.smu.Unlock()
 	l.wmu.Lock()
 	l.mu.Lock()
 	buf, ts, rot, failure := l.buf, l.lastTs, l.rot, l.failure

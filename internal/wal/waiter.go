@@ -22,12 +22,13 @@ func (l *Log) DurableOrErr(ts uint64) (bool, error) { return l.reachedOrErr(&l.d
 type Waiter struct {
 	want atomic.Uint64 // 0: nothing
 	wake func()
+	log  *Log
 }
 
 // NewWaiter registers a Waiter whose wake function the log's writer
 // calls (see Waiter); wake must not block. Remove it with RemoveWaiter.
 func (l *Log) NewWaiter(wake func()) *Waiter {
-	w := &Waiter{wake: wake}
+	w := &Waiter{wake: wake, log: l}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var ws []*Waiter
@@ -60,7 +61,12 @@ func (l *Log) RemoveWaiter(w *Waiter) {
 // w's wake function once it is synced, or the log fails or closes. The
 // caller checks the log (DurableOrErr) after Want, since the record may
 // have been synced just before. Want(0) cancels.
-func (w *Waiter) Want(ts uint64) { w.want.Store(ts) }
+func (w *Waiter) Want(ts uint64) {
+	w.want.Store(ts)
+	if ts != 0 {
+		w.log.wakeForWaiter()
+	}
+}
 
 // notify wakes the waiters whose record is synced, or all of them when
 // the log can sync no more (end).
