@@ -235,6 +235,9 @@ type expiryState struct {
 	everTTL bool
 	running bool          // the goroutine is running
 	closed  bool          // Close was called: start no goroutine
+	// held is set while Open recovers: the goroutine, which logs its
+	// deletions, starts only once the log is open (releaseExpiry).
+	held bool
 	stop    chan struct{} // closed by Close; nil once Close took it
 	done    chan struct{} // closed by the goroutine when it ends
 	shard   int           // next shard to visit; guarded by mu
@@ -250,14 +253,31 @@ func (s *Store) countTTL(old, new int64) {
 	case old == 0 && new != 0:
 		s.expiry.ttlKeys++
 		s.expiry.everTTL = true
-		if !s.expiry.running && !s.expiry.closed {
-			s.expiry.running = true
-			s.expiry.stop = make(chan struct{})
-			s.expiry.done = make(chan struct{})
-			go s.activeExpiry(s.expiry.stop, s.expiry.done)
-		}
+		s.startExpiryLocked()
 	case old != 0 && new == 0:
 		s.expiry.ttlKeys--
+	}
+}
+
+// startExpiryLocked starts the active expiry goroutine unless it runs,
+// the store is closed, or Open holds it. Requires s.oracle.mu.
+func (s *Store) startExpiryLocked() {
+	if !s.expiry.running && !s.expiry.closed && !s.expiry.held {
+		s.expiry.running = true
+		s.expiry.stop = make(chan struct{})
+		s.expiry.done = make(chan struct{})
+		go s.activeExpiry(s.expiry.stop, s.expiry.done)
+	}
+}
+
+// releaseExpiry lets active expiry run (Open, once the log is open), and
+// starts it if keys with a time to live were recovered.
+func (s *Store) releaseExpiry() {
+	s.oracle.mu.Lock()
+	defer s.oracle.mu.Unlock()
+	s.expiry.held = false
+	if s.expiry.ttlKeys > 0 {
+		s.startExpiryLocked()
 	}
 }
 

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -64,4 +65,47 @@ func TestExpirySurvivesRestart(t *testing.T) {
 	if ttl, ok := s.TTL("b"); !ok || ttl != 4*time.Second {
 		t.Errorf("after compaction and restart TTL(b) = %v, %v; want 4s", ttl, ok)
 	}
+}
+
+// TestOpenStartsExpiryOnceTheLogIsOpen: keys that expired while the store
+// was closed are replayed with their expiry times; active expiry, which
+// logs its deletions, starts only once Open has opened the log (before,
+// a replay longer than its first tick made it log to no log and crash),
+// and then deletes them.
+func TestOpenStartsExpiryOnceTheLogIsOpen(t *testing.T) {
+	dir := t.TempDir()
+	clock := newFakeClock()
+	s, err := Open(dir, WithClock(clock.Now), WithSync(SyncNever), WithAutoCompact(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const txns, perTxn = 5, 10000
+	for i := range txns {
+		if err := s.Update(func(tx *Txn) error {
+			for j := range perTxn {
+				if err := tx.PutWithTTL(fmt.Sprintf("k%d-%d", i, j), "v", time.Second); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	start := time.Now()
+	s, err = Open(dir, WithClock(clock.Now), WithSync(SyncNever), WithAutoCompact(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Logf("replayed %d keys in %v", txns*perTxn, time.Since(start))
+	waitFor(t, "active expiry to delete the expired keys", func() bool {
+		s.oracle.mu.Lock()
+		defer s.oracle.mu.Unlock()
+		return s.expiry.ttlKeys == 0
+	})
 }

@@ -26,6 +26,7 @@ import (
 // The files and their format are described in the README.
 func Open(dir string, opts ...StoreOption) (*Store, error) {
 	s := New(opts...)
+	s.expiry.held = true // until the log is open (nothing runs yet)
 	fs := s.cfg.fs
 	names, err := fs.List(dir)
 	if err != nil {
@@ -43,6 +44,7 @@ func Open(dir string, opts ...StoreOption) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
+	s.releaseExpiry()
 	return s, nil
 }
 
