@@ -233,16 +233,16 @@ type expiryState struct {
 	// installed, and stays set: until then no snapshot needs the clock
 	// (see Store.beginSnapshot).
 	everTTL bool
-	running bool          // the goroutine is running
-	closed  bool          // Close was called: start no goroutine
+	running bool // the goroutine is running
+	closed  bool // Close was called: start no goroutine
 	// held is set while Open recovers: the goroutine, which logs its
 	// deletions, starts only once the log is open (releaseExpiry).
-	held bool
-	stop    chan struct{} // closed by Close; nil once Close took it
-	done    chan struct{} // closed by the goroutine when it ends
-	shard   int           // next shard to visit; guarded by mu
-	slot    int           // next slot in it; guarded by mu
-	mu      sync.Mutex    // serializes expireStep
+	held  bool
+	stop  chan struct{} // closed by Close; nil once Close took it
+	done  chan struct{} // closed by the goroutine when it ends
+	shard int           // next shard to visit; guarded by mu
+	slot  int           // next slot in it; guarded by mu
+	mu    sync.Mutex    // serializes expireStep
 }
 
 // countTTL records that a key's newest version went from expiry time old to
