@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,8 +58,32 @@ func (sc *statsConn) stats() map[string]float64 {
 	return resp.Result
 }
 
-// diskSizes returns the total size of the log segments in dir and the
-// size of its snapshot (0 if none; the test fails if there are several).
+// segmentRecordBytes returns the size of the header and whole records of
+// the log segment name in fs: its size on disk without the zeros the log
+// reserves ahead of its records (see wal.Options.Reserve).
+func segmentRecordBytes(t *testing.T, fs wal.FS, name string) int64 {
+	t.Helper()
+	f, err := fs.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := wal.NewReader(f, wal.KindLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := r.Next(); err == io.EOF {
+			return r.Offset()
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+// diskSizes returns the total size of the records of the log segments in
+// dir (segmentRecordBytes) and the size of its snapshot (0 if none; the
+// test fails if there are several).
 func diskSizes(t *testing.T, dir string) (logBytes, snapBytes int64) {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -73,7 +98,7 @@ func diskSizes(t *testing.T, dir string) (logBytes, snapBytes int64) {
 		}
 		switch {
 		case strings.HasPrefix(e.Name(), "log-") && strings.HasSuffix(e.Name(), ".wal"):
-			logBytes += fi.Size()
+			logBytes += segmentRecordBytes(t, wal.OS{}, filepath.Join(dir, e.Name()))
 		case strings.HasPrefix(e.Name(), "snap-") && strings.HasSuffix(e.Name(), ".snap"):
 			snapBytes = fi.Size()
 			snaps++
@@ -244,7 +269,7 @@ func TestStatsDurabilityOlderSegments(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, n := range wal.ParseDir(names).Segments {
-			total += fs.Size(wal.Join(memDir, wal.SegmentName(n)))
+			total += segmentRecordBytes(t, fs, wal.Join(memDir, wal.SegmentName(n)))
 			segs++
 		}
 		return total, segs

@@ -107,7 +107,15 @@ func WithStoreLogger(l *slog.Logger) StoreOption {
 }
 
 // withFS makes Open use fs instead of the operating system's files
-// (tests: wal.StrictMem).
+// (tests: wal.StrictMem), with a log reservation of 16 KiB, which the
+// tests' records outgrow many times (StrictMem copies a file that is
+// overwritten after a sync: a 4 MiB reservation would make every sync
+// copy megabytes).
 func withFS(fs wal.FS) StoreOption {
-	return func(c *storeConfig) { c.fs = fs }
+	return func(c *storeConfig) { c.fs, c.logReserve = fs, 16<<10 }
 }
+
+// logReserve is how much space the log keeps written (zeros) and synced
+// ahead of its records, so that a sync of records need not also write
+// the file's new size (see internal/wal/reserve.go).
+const logReserve = 4 << 20

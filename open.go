@@ -128,7 +128,7 @@ func (s *Store) recover(d wal.Dir) error {
 	var err error
 	var segFirst uint64
 	if lastSize >= wal.FileHeaderSize {
-		f, err = fs.OpenAppend(lastName)
+		f, err = fs.OpenWrite(lastName)
 		segFirst = segs[len(segs)-1]
 	} else {
 		if lastSize >= 0 {
@@ -158,7 +158,7 @@ func (s *Store) recover(d wal.Dir) error {
 		f.Close()
 		return err
 	}
-	s.dur.log = wal.NewLog(wal.Options{FS: fs, Dir: dir, Mode: s.walMode(), OnWrite: s.autoCompact, OlderBytes: older}, f, lastSize, segFirst, committed)
+	s.dur.log = wal.NewLog(wal.Options{FS: fs, Dir: dir, Mode: s.walMode(), OnWrite: s.autoCompact, OlderBytes: older, Reserve: s.cfg.logReserve}, f, lastSize, segFirst, committed)
 	return nil
 }
 

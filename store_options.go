@@ -22,12 +22,13 @@ type storeConfig struct {
 	recoverTruncate bool
 	logger          *slog.Logger
 	fs              wal.FS
+	logReserve      int64 // see wal.Options.Reserve
 
 	clock Clock // nil: time.Now
 }
 
 func defaultStoreConfig() storeConfig {
-	return storeConfig{autoCompactMin: DefaultAutoCompactMin, logger: slog.New(slog.DiscardHandler), fs: wal.OS{}}
+	return storeConfig{autoCompactMin: DefaultAutoCompactMin, logger: slog.New(slog.DiscardHandler), fs: wal.OS{}, logReserve: logReserve}
 }
 
 // WithMaxMemory limits the memory the store holds (see Store.MemoryUsage) to

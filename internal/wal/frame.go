@@ -133,7 +133,8 @@ func NewReader(r io.Reader, k Kind) (*Reader, error) {
 func (r *Reader) Offset() int64 { return max(r.off, 0) }
 
 // Next returns the next record's payload, valid until the next call. At
-// the clean end of the file it returns io.EOF. Where the file stops
+// the clean end of the file (its end, or zero bytes up to its end) it
+// returns io.EOF. Where the file stops
 // holding whole valid records it returns a *CorruptError; another error
 // is an I/O error. A payload is only ever returned whole and with a
 // matching checksum.
@@ -175,13 +176,36 @@ func (r *Reader) Next() ([]byte, error) {
 // corrupt returns the CorruptError for the bad frame starting at r.off,
 // whose bytes read so far are seen; it reads the rest of the file to
 // tell a torn tail from damage.
+//
+// Zero bytes from r.off to the end of the file are not damage but space
+// the log's writer reserved ahead (see Options.Reserve): corrupt then
+// returns io.EOF, the clean end of the file.
 func (r *Reader) corrupt(seen []byte, reason string) error {
 	rest, err := io.ReadAll(r.r)
 	if err != nil {
 		return err
 	}
 	all := append(append([]byte(nil), seen...), rest...)
+	if allZero(all) {
+		return io.EOF
+	}
 	return &CorruptError{Offset: r.off, Reason: reason, Tail: !containsFrame(all[1:])}
+}
+
+// allZero reports whether every byte of b is zero.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // containsFrame reports whether a valid frame starts at any offset of b.

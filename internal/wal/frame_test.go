@@ -92,7 +92,8 @@ func TestHeaderChecked(t *testing.T) {
 
 // TestTornTailVersusDamage: every cut of the last record, and garbage
 // after the last whole record, is a torn tail; a damaged record with
-// whole records after it is not.
+// whole records after it is not. (Zero bytes up to the end are not
+// garbage: see TestZeroTailIsCleanEnd.)
 func TestTornTailVersusDamage(t *testing.T) {
 	cs := sampleCommits(5)
 	full := logFile(cs...)
@@ -104,7 +105,7 @@ func TestTornTailVersusDamage(t *testing.T) {
 			t.Fatalf("cut at %d: %d records, offset %d, err %v; want a torn tail at %d after 4", cut, len(got), off, err, len(prefix))
 		}
 	}
-	for _, garbage := range [][]byte{{0}, make([]byte, 100), []byte("garbage garbage garbage"), {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5}} {
+	for _, garbage := range [][]byte{{1}, append(make([]byte, 100), 1), []byte("garbage garbage garbage"), {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5}} {
 		_, off, err := readAll(append(bytes.Clone(full), garbage...))
 		var ce *CorruptError
 		if !errors.As(err, &ce) || !ce.Tail || off != int64(len(full)) {
@@ -195,5 +196,34 @@ func TestFuzzPropertyCatchesNoChecksum(t *testing.T) {
 	}
 	if err := decoderProperty(d, (*Reader).Next); err != nil {
 		t.Fatalf("the property rejected the real decoder: %v", err)
+	}
+}
+
+// TestZeroTailIsCleanEnd: zero bytes from the end of the last whole record
+// to the end of the file are space the writer reserved (Options.Reserve),
+// the clean end of the log, however many; a cut record followed by zeros
+// is still a torn tail, and zeros followed by a record are damage.
+func TestZeroTailIsCleanEnd(t *testing.T) {
+	cs := sampleCommits(5)
+	full := logFile(cs...)
+	for _, n := range []int{1, 7, 8, 9, 100, 1 << 20} {
+		got, off, err := readAll(append(bytes.Clone(full), make([]byte, n)...))
+		if err != nil || off != int64(len(full)) || len(got) != 5 {
+			t.Errorf("%d zero bytes after the records: %d records, offset %d, err %v; want all 5 and the end at %d", n, len(got), off, err, len(full))
+		}
+	}
+	prefix := logFile(cs[:4]...)
+	for _, cut := range []int{len(prefix) + 3, len(prefix) + FrameHeaderSize + 2, len(full) - 1} {
+		got, off, err := readAll(append(bytes.Clone(full[:cut]), make([]byte, 4096)...))
+		var ce *CorruptError
+		if !errors.As(err, &ce) || !ce.Tail || off != int64(len(prefix)) || len(got) != 4 {
+			t.Errorf("record cut at %d, then zeros: %d records, offset %d, err %v; want a torn tail at %d", cut, len(got), off, err, len(prefix))
+		}
+	}
+	d := append(append(bytes.Clone(prefix), make([]byte, 64)...), full[len(prefix):]...)
+	got, off, err := readAll(d)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Tail || off != int64(len(prefix)) || len(got) != 4 {
+		t.Errorf("zeros, then a record: %d records, offset %d, err %v; want damage at %d", len(got), off, err, len(prefix))
 	}
 }

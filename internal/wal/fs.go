@@ -15,8 +15,9 @@ import (
 type FS interface {
 	// Create creates (or truncates) a file for writing.
 	Create(name string) (File, error)
-	// OpenAppend opens an existing file for appending.
-	OpenAppend(name string) (File, error)
+	// OpenWrite opens an existing file for writing (at offsets: see
+	// File.WriteAt).
+	OpenWrite(name string) (File, error)
 	// Open opens a file for reading.
 	Open(name string) (io.ReadCloser, error)
 	// Truncate cuts a file to size bytes, durably (it syncs the file).
@@ -38,9 +39,11 @@ type FS interface {
 	ModTime(name string) (time.Time, error)
 }
 
-// File is a file open for writing.
+// File is a file open for writing: Write writes at the file's offset
+// (from 0 after Create), WriteAt at a given one.
 type File interface {
 	io.Writer
+	io.WriterAt
 	// Sync makes what was written durable.
 	Sync() error
 	Close() error
@@ -54,9 +57,9 @@ func (OS) Create(name string) (File, error) {
 	return openFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 }
 
-// OpenAppend implements FS.
-func (OS) OpenAppend(name string) (File, error) {
-	return openFile(name, os.O_APPEND|os.O_WRONLY, 0)
+// OpenWrite implements FS.
+func (OS) OpenWrite(name string) (File, error) {
+	return openFile(name, os.O_WRONLY, 0)
 }
 
 // openFile opens a file to write, whose Sync is fdatasync where there is

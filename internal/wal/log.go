@@ -45,6 +45,10 @@ type Options struct {
 	// OlderBytes is the size of the segments before the open one that
 	// are still on disk (see Log.Bytes).
 	OlderBytes int64
+	// Reserve is how many bytes of zeros the writer keeps written and
+	// synced ahead of the records of the open segment (0: none; see
+	// reserve.go).
+	Reserve int64
 }
 
 // Log is the commit log writer: callers append framed records to an
@@ -106,6 +110,12 @@ type Log struct {
 	size     atomic.Int64  // bytes in the current segment
 	sinceRot atomic.Int64  // bytes written since the last rotation
 	older    atomic.Int64  // bytes of the segments before the current one
+	// reserved is the offset up to which the open segment holds zeros
+	// written ahead of its records (see reserve); set under wmu.
+	reserved atomic.Int64
+	// reserveStopped is set by the writer once writing zeros ahead
+	// failed (a full disk): it reserves no more.
+	reserveStopped bool
 
 	// f is the open segment: written under wmu; replaced and closed only
 	// by the writer goroutine, under wmu.
@@ -247,6 +257,11 @@ func (l *Log) writeOut(ts uint64) (handOff bool, n int, written uint64, err erro
 	if failure != nil {
 		l.notify(true)
 		return false, len(buf), 0, failure
+	}
+	if l.reserveLow() {
+		l.mu.Lock()
+		l.wakeWriterLocked()
+		l.mu.Unlock()
 	}
 	return false, len(buf), last, nil
 }
@@ -443,6 +458,7 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	l.reserve()
 	lastSync := time.Now()
 	var window *time.Timer // group commit window (SyncEach)
 	var syncTook time.Duration
@@ -462,7 +478,8 @@ func (l *Log) run() {
 				defer window.Stop()
 			}
 			if wait, ok := l.windowFor(syncTook, skipWindows > 0); !ok {
-				continue // a stale wake-up: nothing to write
+				l.reserve() // (woken by writeOut for that, perhaps)
+				continue    // nothing to write
 			} else if wait > 0 {
 				window.Reset(wait)
 				select {
@@ -481,6 +498,7 @@ func (l *Log) run() {
 		if l.writeBatch(closing, &lastSync, &syncTook) {
 			return
 		}
+		l.reserve()
 	}
 }
 
@@ -593,6 +611,7 @@ func (l *Log) write(buf []byte, rot *rotation) error {
 	l.f = f
 	l.older.Add(l.size.Load())
 	l.size.Store(0)
+	l.reserved.Store(0)
 	l.sinceRot.Store(0)
 	if err := l.writeBytes(AppendFileHeader(nil, KindLog)); err != nil {
 		return err
@@ -610,7 +629,7 @@ func (l *Log) writeBytes(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n, err := l.f.Write(b)
+	n, err := l.f.WriteAt(b, l.size.Load())
 	l.size.Add(int64(n))
 	l.sinceRot.Add(int64(n))
 	return err

@@ -167,8 +167,8 @@ func (m *StrictMem) Create(name string) (File, error) {
 	return &memFile{m: m, ino: ino}, nil
 }
 
-// OpenAppend implements FS.
-func (m *StrictMem) OpenAppend(name string) (File, error) {
+// OpenWrite implements FS.
+func (m *StrictMem) OpenWrite(name string) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ino, ok := m.files[name]
@@ -335,6 +335,29 @@ func (f *memFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteAt writes p at off, extending the file with zeros if off is past
+// its end.
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	ino := f.ino
+	if off < int64(len(ino.synced)) && len(ino.synced) > 0 && len(ino.data) > 0 && &ino.synced[0] == &ino.data[0] {
+		// The synced contents share data's array (see Sync): copy it
+		// before overwriting.
+		ino.data = bytes.Clone(ino.data)
+	}
+	err := f.m.mutate()
+	if err != nil {
+		p = p[:len(p)/2] // a crash in the middle of a write leaves part of it
+	}
+	if end := off + int64(len(p)); end > int64(len(ino.data)) {
+		ino.data = append(ino.data, make([]byte, end-int64(len(ino.data)))...)
+	}
+	copy(ino.data[off:], p)
+	ino.mtime = time.Now()
+	return len(p), err
+}
+
 func (f *memFile) Sync() error {
 	f.m.mu.Lock()
 	if gate := f.m.syncGate; gate != nil {
@@ -349,8 +372,9 @@ func (f *memFile) Sync() error {
 	if f.m.failSync {
 		return fmt.Errorf("fsync: %w", ErrInjected)
 	}
-	// data only grows by appending (Create and Truncate replace or
-	// clone), so the synced prefix can share its array.
+	// The synced contents share data's array until something
+	// overwrites it (WriteAt copies it first; Write only appends, Create
+	// and Truncate replace or clone).
 	f.ino.synced = f.ino.data[:len(f.ino.data):len(f.ino.data)]
 	return nil
 }
