@@ -17,7 +17,9 @@
 #  3. Compaction while serving: on the loaded kvd, a kvbench run of -d
 #     (50 connections, GET:PUT 9:1 over all N keys) without compaction,
 #     then the same run with COMPACT sent three seconds in; RSS sampled
-#     every 50 ms; reports RSS before, peak RSS during each run, the
+#     every 50 ms; reports RSS before, peak RSS during each run, the RSS
+#     when COMPACT is sent and its peak until the new snapshot is in place
+#     (sampled every 10 ms), the
 #     throughput from STATS's command count in the 2 s before COMPACT and
 #     from COMPACT until the new snapshot is in place, and both runs'
 #     throughputs.
@@ -168,9 +170,10 @@ sample "$WORK/peak"
 newest_snap() { local f last=""; for f in "$WORK/kvd-data"/snap-*.snap; do [ -e "$f" ] && last=$f; done; echo "$last"; }
 commands() { ask "$KVD_PORT" STATS | grep -o '"commands":[0-9]*' | cut -d: -f2; }
 ( sleep 1; c0=$(commands); t0=$(now); sleep 2; c1=$(commands); t1=$(now)
-  n0=$(newest_snap); ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
-  for _ in $(seq 60000); do n1=$(newest_snap); [ "$n1" != "$n0" ] && break; sleep 0.01; done
+  n0=$(newest_snap); r0=$(rss_kib "$KVD_PID"); rpk=$r0; ask "$KVD_PORT" COMPACT >"$WORK/compact_answer"
+  for _ in $(seq 60000); do n1=$(newest_snap); r=$(rss_kib "$KVD_PID"); [ "$r" -gt "$rpk" ] && rpk=$r; [ "$n1" != "$n0" ] && break; sleep 0.01; done
   c2=$(commands); t2=$(now)
+  echo "$r0 $rpk" >"$WORK/rss_compact"
   echo "$(since "$t1")" >"$WORK/compact_s"
   awk -v c0="$c0" -v c1="$c1" -v c2="$c2" -v t0="$t0" -v t1="$t1" -v t2="$t2" \
     'BEGIN {printf "%.0f ops/s in the 2 s before COMPACT, %.0f ops/s from COMPACT to the rename (%.2fx)", (c1-c0)/(t1-t0), (c2-c1)/(t2-t1), ((c2-c1)/(t2-t1))/((c1-c0)/(t1-t0))}' >"$WORK/window" ) &
@@ -182,6 +185,8 @@ ops() { echo "$1" | grep -o '"ops_per_sec":[0-9.]*' | head -1 | cut -d: -f2; }
 p99() { echo "$1" | sed 's/.*"latency_us"://' | grep -o '"p99":[0-9.]*' | head -1 | cut -d: -f2; }
 echo "   RSS before: $before KiB; after a run without compaction: $after_base KiB; peak during the run with compaction: $(cat "$WORK/peak") KiB ($(awk -v a="$(cat "$WORK/peak")" -v b="$after_base" 'BEGIN {printf "%.2fx", a/b}') the RSS after the run without, $(awk -v a="$(cat "$WORK/peak")" -v b="$before" 'BEGIN {printf "%.2fx", a/b}') the RSS before)"
 echo "   peak RSS during the run without compaction: $(cat "$WORK/peak_base") KiB"
+read -r r0 rpk <"$WORK/rss_compact" || true
+echo "   RSS when COMPACT was sent: ${r0:-?} KiB; peak from COMPACT to the rename: ${rpk:-?} KiB ($(awk -v a="${rpk:-0}" -v b="${r0:-1}" 'BEGIN {printf "%.2fx", a/b}'))"
 echo "   COMPACT answered: $(cat "$WORK/compact_answer"); kvd STATS after: $(stats_durable)"
 echo "   compaction took $(cat "$WORK/compact_s" 2>/dev/null || echo '?') s (COMPACT to the new snapshot's rename)"
 echo "   throughput (STATS commands) $(cat "$WORK/window" 2>/dev/null || echo '?')"

@@ -16,8 +16,9 @@ import (
 // Why: an event loop keeps its P while it waits in epoll_wait because
 // another P is idle (the runtime's sysmon takes a P away from a thread in
 // a system call only when no P is idle; see defaultEventLoops in the
-// kvstore package). Under -fsync always the log writer spends most of
-// its time in fdatasync, holding that spare P; with no P idle, sysmon then
+// kvstore package). Under -fsync always the log writer (or a loop that
+// syncs the log itself, when its clients mostly write) spends much of its
+// time in fdatasync, holding that spare P; with no P idle, sysmon then
 // takes the writer's or the loop's P on every sync, wakes a thread to run
 // it, and itself polls every 20 µs. With one P more, the writer's sync
 // leaves a P idle and none of that happens (BENCHMARKS.md, "Durability":

@@ -245,16 +245,8 @@ func (l *Log) writeOut(ts uint64) (handOff bool, n int, written uint64, err erro
 	if cap(buf) <= 4<<20 {
 		l.spare = buf[:0]
 	}
-	if err != nil {
-		l.fail(err)
-	}
-	failure := l.failure
-	if failure == nil {
-		l.written.Store(last)
-	}
-	l.durCond.Broadcast()
 	l.mu.Unlock()
-	if failure != nil {
+	if failure := l.settle(&l.written, last, err); failure != nil {
 		l.notify(true)
 		return false, len(buf), 0, failure
 	}
@@ -264,6 +256,23 @@ func (l *Log) writeOut(ts uint64) (handOff bool, n int, written uint64, err erro
 		l.mu.Unlock()
 	}
 	return false, len(buf), last, nil
+}
+
+// settle records the outcome of a write or sync that took the log to
+// timestamp ts: err, if not nil, fails the log; otherwise point
+// (l.written or l.durable) advances to ts. It wakes the goroutines in
+// waitFor and returns the log's failure, if any.
+func (l *Log) settle(point *atomic.Uint64, ts uint64, err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.fail(err)
+	}
+	if l.failure == nil {
+		point.Store(ts)
+	}
+	l.durCond.Broadcast()
+	return l.failure
 }
 
 // wakeWriterLocked wakes the writer goroutine unless a wake-up is

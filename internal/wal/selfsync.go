@@ -68,16 +68,7 @@ func (l *Log) Sync(ts uint64) error {
 	if err == nil {
 		err = l.f.Sync()
 	}
-	l.mu.Lock()
-	if err != nil {
-		l.fail(err)
-	}
-	failure := l.failure
-	if failure == nil {
-		l.durable.Store(written)
-	}
-	l.durCond.Broadcast()
-	l.mu.Unlock()
+	failure := l.settle(&l.durable, written, err)
 	l.smu.Unlock()
 	l.notify(failure != nil)
 	if failure != nil {
