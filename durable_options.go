@@ -115,6 +115,11 @@ func withFS(fs wal.FS) StoreOption {
 	return func(c *storeConfig) { c.fs, c.logReserve = fs, 16<<10 }
 }
 
+// withLogReserve sets the log's reservation (tests; after withFS).
+func withLogReserve(n int64) StoreOption {
+	return func(c *storeConfig) { c.logReserve = n }
+}
+
 // logReserve is how much space the log keeps written (zeros) and synced
 // ahead of its records, so that a sync of records need not also write
 // the file's new size (see internal/wal/reserve.go).

@@ -394,7 +394,9 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 // store that acknowledges writes before they are synced.
 func TestCrashCheckCatchesEarlyAck(t *testing.T) {
 	fs := newMemFS()
-	s := openMem(t, fs, WithSync(SyncAlways))
+	// No reservation: its first sync, racing with FailSyncs below, would
+	// fail the log before any write is acknowledged.
+	s := openMem(t, fs, WithSync(SyncAlways), withLogReserve(0))
 	s.dur.ackEarly = true // the deliberate bug
 	fs.FailSyncs(true)    // nothing reaches the disk from now on
 	acks := newAckLog()

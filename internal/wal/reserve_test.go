@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -72,4 +73,31 @@ func TestReserveKeepsZerosAhead(t *testing.T) {
 		t.Fatalf("after reopening and a crash the segment holds commits %v..., %d of them; want %d", got[:min(len(got), 3)], len(got), ts)
 	}
 	l2.Close()
+}
+
+// TestReserveSyncFailureFailsTheLog: a failed sync of the reserved zeros
+// fails the log like any failed sync of the segment (it may have dropped
+// records' dirty pages with them): no record is taken afterwards.
+func TestReserveSyncFailureFailsTheLog(t *testing.T) {
+	m := NewStrictMem()
+	m.MkdirAll("/d")
+	f, err := m.Create("/d/" + SegmentName(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := AppendFileHeader(nil, KindLog)
+	if _, err := f.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	m.FailSyncs(true) // the writer's first act is to reserve and sync
+	l := NewLog(Options{FS: m, Dir: "/d", Mode: SyncEach, Reserve: 16 << 10}, f, int64(len(hdr)), 1, 0)
+	defer l.Close()
+	for end := time.Now().Add(10 * time.Second); !l.Failed(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the reservation's sync failed and the log did not")
+		}
+	}
+	if _, _, err := l.BeginRecord(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("BeginRecord after the failed sync: %v, want ErrFailed", err)
+	}
 }
