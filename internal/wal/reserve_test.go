@@ -80,17 +80,8 @@ func TestReserveKeepsZerosAhead(t *testing.T) {
 // records' dirty pages with them): no record is taken afterwards.
 func TestReserveSyncFailureFailsTheLog(t *testing.T) {
 	m := NewStrictMem()
-	m.MkdirAll("/d")
-	f, err := m.Create("/d/" + SegmentName(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hdr := AppendFileHeader(nil, KindLog)
-	if _, err := f.Write(hdr); err != nil {
-		t.Fatal(err)
-	}
 	m.FailSyncs(true) // the writer's first act is to reserve and sync
-	l := NewLog(Options{FS: m, Dir: "/d", Mode: SyncEach, Reserve: 16 << 10}, f, int64(len(hdr)), 1, 0)
+	l := startTestLog(t, m, Options{Mode: SyncEach, Reserve: 16 << 10}, 0)
 	defer l.Close()
 	for end := time.Now().Add(10 * time.Second); !l.Failed(); time.Sleep(time.Millisecond) {
 		if time.Now().After(end) {

@@ -17,6 +17,14 @@ func newTestLog(t *testing.T) (*Log, *StrictMem) {
 func newTestLogAt(t *testing.T, opts Options, lastTs uint64) (*Log, *StrictMem) {
 	t.Helper()
 	m := NewStrictMem()
+	return startTestLog(t, m, opts, lastTs), m
+}
+
+// startTestLog starts a Log with opts (FS and Dir filled in) on a fresh
+// segment (named for timestamp 1) in the directory /d of m, as if it
+// held records up to lastTs.
+func startTestLog(t *testing.T, m *StrictMem, opts Options, lastTs uint64) *Log {
+	t.Helper()
 	m.MkdirAll("/d")
 	f, err := m.Create("/d/" + SegmentName(1))
 	if err != nil {
@@ -27,8 +35,7 @@ func newTestLogAt(t *testing.T, opts Options, lastTs uint64) (*Log, *StrictMem) 
 		t.Fatal(err)
 	}
 	opts.FS, opts.Dir = m, "/d"
-	l := NewLog(opts, f, int64(len(hdr)), lastTs+1, lastTs)
-	return l, m
+	return NewLog(opts, f, int64(len(hdr)), lastTs+1, lastTs)
 }
 
 // appendRecord appends a one-put commit record at ts.
