@@ -52,6 +52,14 @@ type loopConn struct {
 	durWait   bool   // out waits for the log (SyncAlways): see settleDurable
 	reason    string // why the input ended (when eof)
 
+	// Batched reads and writes (see eventloop_batch_linux.go).
+	queued  bool   // this turn's output goes with the round's batch of sends
+	pend    []byte // output in the round's batch of sends, not yet submitted
+	pendOwn bool   // pend's array is c's own (not the loop's arena)
+	preread bool   // the round's batch of reads read for c: rres into rbuf
+	rres    int    // bytes read, or a negated errno
+	rbuf    []byte // c's share of the loop's read buffer
+
 	// The latency histogram (see LatencyHistogram): the requests the
 	// session executed up to observed are counted; the ones after it were
 	// read in the loop round that started at readAt (loop clock).
@@ -88,13 +96,16 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 		l.release(c, false, "client memory limit")
 		return
 	}
+	if c.pend != nil {
+		l.submitSends() // c's last responses go first
+	}
 	c.turnRound = l.round
 	l.turnReqs, l.turnBytes = 0, 0
 	// Responses are collected in the loop's buffer unless c already has
 	// unsent output, which they must follow.
 	out, lent := c.out, false
 	if len(out) == 0 {
-		out, lent = l.out[:0], true
+		out, lent = l.lend(), true
 	}
 	out, err := l.pump(c, out)
 	if err == nil && ev&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 && !c.eof && !c.quit && !c.draining && !c.held && len(out) < maxPendingOutput {
@@ -103,18 +114,18 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 			out, err = l.pump(c, out)
 		}
 	}
-	// Whatever was not written becomes c's own.
+	// Whatever was not written becomes c's own, or goes with the round's
+	// batch of sends.
+	if c.queued && c.durWait {
+		c.queued = false // it waits for the log after all
+	}
 	if lent {
-		if len(out) > 0 {
-			c.out = append([]byte(nil), out...)
-		}
-		if cap(out) <= keepOutBytes {
-			l.out = out[:0]
-		}
-	} else if len(out) == 0 {
-		c.out = nil
+		l.keepLent(c, out)
 	} else {
-		c.out = out
+		l.keepOwn(c, out)
+	}
+	if c.pend != nil && (err != nil || c.quit || c.draining || c.eof || c.evicted.Load()) {
+		l.submitSends() // before c is closed, or lingers with its rest
 	}
 	switch {
 	case c.evicted.Load():
@@ -168,7 +179,19 @@ func (l *eventLoop) pump(c *loopConn, out []byte) ([]byte, error) {
 // came in.
 func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 	for {
-		n, err := rawRead(c.fd, l.buf)
+		var n int
+		var err error
+		data := l.buf[:min(len(l.buf), maxReadBuffer)]
+		if c.preread { // by the round's batch of reads
+			c.preread = false
+			data, n = c.rbuf, c.rres
+			c.rbuf = nil
+			if n < 0 {
+				err = syscall.Errno(-n)
+			}
+		} else {
+			n, err = rawRead(c.fd, data)
+		}
 		switch {
 		case n > 0:
 			c.sess.counts.bytesIn.Add(uint64(n))
@@ -177,7 +200,7 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 				// requests this read completes start the clock.
 				c.readAt = l.now
 			}
-			return l.consume(c, out, l.buf[:n])
+			return l.consume(c, out, data[:n])
 		case err == nil:
 			c.eof, c.reason = true, "read: EOF"
 			if len(c.in) > 0 && !c.skipping {
@@ -352,6 +375,9 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 		l.latency.observe(time.Since(l.start)-c.readAt, n)
 		c.observed = c.sess.executed
 	}
+	if l.deferSend(c) {
+		return out, nil // see submitSends
+	}
 	sent := 0
 	for sent < len(out) {
 		n, err := rawWrite(c.fd, out[sent:])
@@ -413,6 +439,14 @@ func (l *eventLoop) sync(c *loopConn) {
 func (l *eventLoop) release(c *loopConn, linger bool, reason string) {
 	if c.released {
 		return
+	}
+	if c.pend != nil {
+		// Its responses go out before it is closed (and before its
+		// descriptor's number can be reused).
+		l.submitSends()
+		if c.released {
+			return
+		}
 	}
 	c.released = true
 	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)

@@ -92,6 +92,7 @@ type eventLoop struct {
 	durWaiter *wal.Waiter   // how the log wakes the loop for durWait (nil until needed)
 	durSync   loopSyncing   // whether the loop syncs the log itself (SyncAlways)
 	waitState loopWait      // see wait
+	batch     *batchIO      // io_uring batches of reads and writes; nil: none
 
 	latency   latencyCounts // the loop's connections' request latencies
 	writes    atomic.Int64  // write system calls made, for tests
@@ -204,6 +205,14 @@ func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
 		start:   time.Now(),
 	}
 	l.waitState.spin = spin
+	if s.cfg.ioUring {
+		if b, err := newBatchIO(); err == nil {
+			l.batch = b
+			l.buf = make([]byte, max(maxReadBuffer, readArenaBytes))
+		} else {
+			s.log.Debug("kvd event loop without io_uring: one read and one write per connection", "err", err)
+		}
+	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.evfd)}
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, l.evfd, &ev); err != nil {
 		l.closeFDs()
@@ -222,6 +231,9 @@ func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
 func (l *eventLoop) closeFDs() {
 	syscall.Close(l.evfd)
 	syscall.Close(l.epfd)
+	if l.batch != nil {
+		l.batch.ring.Close()
+	}
 }
 
 // add queues c for registration by the loop and wakes it. It reports
@@ -286,6 +298,7 @@ func (l *eventLoop) run() {
 	defer s.loopsGroup.Done()
 	defer l.exit()
 	for {
+		l.submitSends()
 		n, err := l.wait(l.pollTimeout())
 		if err != nil && !errors.Is(err, syscall.EINTR) {
 			s.log.Error("kvd event loop failed; closing its connections", "err", err)
@@ -294,6 +307,7 @@ func (l *eventLoop) run() {
 		}
 		l.now = time.Since(l.start)
 		l.round++
+		l.readAll(n)
 		for i := range n {
 			ev := &l.events[i]
 			if ev.Fd == int32(l.evfd) {
@@ -306,7 +320,9 @@ func (l *eventLoop) run() {
 			}
 		}
 		l.serveReady()
+		l.submitSends()
 		l.settleDurable()
+		l.submitSends()
 		if l.evictReq.Swap(false) {
 			l.releaseEvicted()
 		}

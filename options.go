@@ -48,6 +48,7 @@ type serverConfig struct {
 	shutdownTimeout time.Duration
 	maxTxnDepth     int
 	eventLoops      int // eventLoopsAuto: GOMAXPROCS-1, at least 1
+	ioUring         bool
 	maxClientMemory int64
 	maxClientOutput int
 	logger          *slog.Logger
@@ -69,6 +70,7 @@ func defaultConfig() serverConfig {
 		shutdownTimeout: DefaultShutdownTimeout,
 		maxTxnDepth:     DefaultMaxTxnDepth,
 		eventLoops:      eventLoopsAuto,
+		ioUring:         true,
 		maxClientMemory: defaultClientMemory(),
 		maxClientOutput: DefaultMaxClientOutput,
 		logger:          slog.New(slog.DiscardHandler),
@@ -191,6 +193,19 @@ func WithEventLoops(n int) Option {
 			c.eventLoops = eventLoopsAuto
 		}
 	}
+}
+
+// WithIOUring chooses whether the event loops (see WithEventLoops) batch
+// their sockets' reads and writes with Linux's io_uring: on (the
+// default), a loop reads from all the connections that have input, and at
+// the end of its round writes to all those that have responses, in one
+// system call each (io_uring_enter), where it would otherwise make one
+// read(2) and one write(2) per connection. Where the kernel does not
+// allow io_uring (before 5.5, or kernel.io_uring_disabled, or a seccomp
+// filter), the loops make the plain calls whatever this says. The wire
+// behaviour is the same either way.
+func WithIOUring(on bool) Option {
+	return func(c *serverConfig) { c.ioUring = on }
 }
 
 // defaultClientMemory is the default of WithMaxClientMemory: 1 GiB, or a

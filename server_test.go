@@ -127,15 +127,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// backends are the two ways a Server serves connections: every server
-// test runs against both. On Linux the default is the epoll event loops;
-// elsewhere both are the goroutine backend.
+// backends are the ways a Server serves connections: every server test
+// runs against each. On Linux the default is the epoll event loops with
+// their reads and writes batched through io_uring, and "plain" the same
+// loops with one read(2) and write(2) per connection (as where the
+// kernel refuses io_uring); elsewhere all are the goroutine backend.
 var backends = []struct {
 	name string
 	opt  Option
 }{
 	{"goroutines", WithEventLoops(0)},
 	{"default", nil},
+	{"plain", WithIOUring(false)},
 }
 
 // eachBackend runs test once per backend, as subtests.

@@ -28,6 +28,8 @@
 #             default: both in memory only (redis: --save '' --appendonly no)
 #   -R DIR    only print the throughput table again from DIR/results.jsonl
 #             of an earlier run (no servers, no builds)
+# Environment: KVD_BIN, a kvd binary to measure instead of building this
+# tree's (for variants and older builds).
 #
 # Scenarios (GET:PUT 9:1, 64-byte values, 100k keys unless noted):
 #   c50-P1    50 connections, pipeline 1
@@ -210,7 +212,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 200))
 fi
 
 log "building kvd and kvbench"
-go build -o "$WORK/kvd" ./cmd/kvd
+if [ -n "${KVD_BIN:-}" ]; then cp "$KVD_BIN" "$WORK/kvd"; else go build -o "$WORK/kvd" ./cmd/kvd; fi
 go build -o "$WORK/kvbench" ./cmd/kvbench
 
 SRV_PIN=()

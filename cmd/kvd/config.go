@@ -36,6 +36,7 @@ type config struct {
 	maxLine         int
 	idle            time.Duration
 	loops           int
+	ioUring         bool
 	maxMemory       byteSize
 	maxClientMemory byteSize
 	maxClientOutput byteSize
@@ -124,6 +125,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxLine, "max-line", kvstore.DefaultMaxLineBytes, "maximum request line length in bytes")
 	fs.DurationVar(&c.idle, "idle-timeout", 0, "close connections idle this long (0 = never)")
 	fs.IntVar(&c.loops, "event-loops", -1, "epoll event loops serving connections (Linux; -1 = GOMAXPROCS-1, at least 1; 0 = a goroutine per connection)")
+	fs.BoolVar(&c.ioUring, "io-uring", true, "event loops batch their sockets' reads and writes with io_uring where the kernel allows it (false = one read and one write system call per connection)")
 	fs.Var(&c.maxMemory, "maxmemory", "refuse writes once the store holds this much memory: bytes, or with a KiB, MiB or GiB suffix (0 = no limit)")
 	fs.Var(&c.maxClientMemory, "maxmemory-clients", "budget for the input and output buffers of all clients together; past it the clients holding the most are disconnected: bytes, or with a KiB, MiB or GiB suffix (0 = the default: 1GiB or a quarter of the machine's memory, whichever is less)")
 	fs.Var(&c.maxClientOutput, "max-client-output", "disconnect a client whose unsent responses exceed this: bytes, or with a KiB, MiB or GiB suffix (0 = the default, 8MiB)")

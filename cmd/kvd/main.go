@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-event-loops -1] [-maxmemory 0] [-maxmemory-clients 0] [-max-client-output 0] [-dir DIR [-fsync everysec] [-recover-truncate]] [-password-file FILE] [-protected-mode=true] [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]] [-metrics-addr HOST:PORT] [-log-level info] [-version]
+//	kvd [-addr :4000] [-max-clients 10000] [-max-line 1048576] [-idle-timeout 0] [-event-loops -1] [-io-uring=true] [-maxmemory 0] [-maxmemory-clients 0] [-max-client-output 0] [-dir DIR [-fsync everysec] [-recover-truncate]] [-password-file FILE] [-protected-mode=true] [-tls-cert FILE -tls-key FILE [-tls-client-ca FILE]] [-metrics-addr HOST:PORT] [-log-level info] [-version]
 //
 // Flags are parsed and checked by parseConfig (config.go): an invalid
 // value, an unknown flag or a stray argument stops kvd with status 2.
@@ -65,7 +65,7 @@ func run() int {
 		logger.Info("kvd recovered its data", "dir", cfg.dir, "keys", store.Len(), "fsync", cfg.syncMode.String(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	srv := kvstore.NewServer(store, kvstore.WithAddr(cfg.addr), kvstore.WithMaxClients(cfg.maxClients),
-		kvstore.WithMaxLineBytes(cfg.maxLine), kvstore.WithIdleTimeout(cfg.idle), kvstore.WithEventLoops(cfg.loops),
+		kvstore.WithMaxLineBytes(cfg.maxLine), kvstore.WithIdleTimeout(cfg.idle), kvstore.WithEventLoops(cfg.loops), kvstore.WithIOUring(cfg.ioUring),
 		kvstore.WithPassword(cfg.password), kvstore.WithProtectedMode(cfg.protectedMode), kvstore.WithTLSConfig(cfg.tlsConfig),
 		kvstore.WithMaxClientMemory(int64(cfg.maxClientMemory)), kvstore.WithMaxClientOutput(int(min(cfg.maxClientOutput, math.MaxInt32))),
 		kvstore.WithLogger(logger))

@@ -1,0 +1,150 @@
+//go:build linux
+
+package kvstore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvd-dev/kvstore/internal/uring"
+)
+
+// needIOUring skips a test of the io_uring batches on a kernel that
+// refuses io_uring (the loops then make plain calls, which the "plain"
+// backend of every server test covers).
+func needIOUring(t *testing.T) {
+	t.Helper()
+	r, err := uring.New(4)
+	if errors.Is(err, uring.ErrUnsupported) {
+		t.Skip("this kernel refuses io_uring")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+}
+
+// batchStats sums the loops' batch counters.
+func (ts *testServer) batchStats() (sendBatches, sendOps, readBatches, readOps int64) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, l := range ts.loops {
+		if b := l.batch; b != nil {
+			sendBatches += b.sendBatches.Load()
+			sendOps += b.sendOps.Load()
+			readBatches += b.readBatches.Load()
+			readOps += b.readOps.Load()
+		}
+	}
+	return
+}
+
+// TestEventLoopBatchesReadsAndWrites: with many clients at once, one loop
+// reads from several connections, and writes to several, per
+// io_uring_enter, and every client gets its own answers.
+func TestEventLoopBatchesReadsAndWrites(t *testing.T) {
+	needIOUring(t)
+	ts := startServer(t, WithEventLoops(1))
+	const clients, rounds = 40, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := ts.dial(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				key, val := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)
+				c.send("PUT " + key + " " + val + "\nGET " + key + "\n")
+				for _, want := range []string{respOK, respResult(val)} {
+					line, err := c.br.ReadString('\n')
+					if err != nil || line != want+"\n" {
+						errs <- fmt.Errorf("client %d round %d: %q, %v; want %s", i, r, line, err, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	sb, so, rb, ro := ts.batchStats()
+	t.Logf("%d sends in %d io_uring_enter calls, %d receives in %d", so, sb, ro, rb)
+	if sb == 0 || so < 2*sb || rb == 0 || ro < 2*rb {
+		t.Errorf("%d sends in %d batches, %d receives in %d: not batched", so, sb, ro, rb)
+	}
+}
+
+// TestEventLoopBatchedSendsOnFullSockets: clients that pipeline more
+// responses than their sockets hold, and read them late, share a loop's
+// batches with each other and with a fast client; every socket that takes
+// part of a send keeps the rest for later, and each client receives all
+// its responses, whole and in order.
+func TestEventLoopBatchedSendsOnFullSockets(t *testing.T) {
+	needIOUring(t)
+	ts := startServer(t, WithEventLoops(1))
+	// Responses of 48 KiB (for half the clients) fit in the loop's arena,
+	// where a round's responses wait for their batch; responses of 512 KiB
+	// (for the other half) do not, and wait in buffers of their own.
+	big := strings.Repeat("0123456789abcdef", 3<<10)
+	huge := strings.Repeat("fedcba9876543210", 32<<10)
+	ts.store.Put("big", big)
+	ts.store.Put("huge", huge)
+	const slow, pairs = 6, 30 // 117 MiB of responses each
+	for i := range slow {
+		ts.store.Put(fmt.Sprintf("c%d", i), fmt.Sprintf("client %d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, slow+1)
+	start := make(chan struct{})
+	for i := range slow {
+		c := ts.dial(t)
+		c.c.SetDeadline(time.Now().Add(time.Minute)) // slow under -race
+		key, val, pairs := "big", big, 150           // 7 MiB of responses
+		if i%2 == 1 {
+			key, val, pairs = "huge", huge, 20 // 10 MiB
+		}
+		c.send(strings.Repeat(fmt.Sprintf("GET %s\nGET c%d\n", key, i), pairs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			wantBig, wantOwn := respResult(val)+"\n", respResult(fmt.Sprintf("client %d", i))+"\n"
+			for p := range pairs {
+				for _, want := range []string{wantBig, wantOwn} {
+					line, err := c.br.ReadString('\n')
+					if err != nil || line != want {
+						errs <- fmt.Errorf("client %d, pair %d: %d bytes (%.40q), %v; want %.40q", i, p, len(line), line, err, want)
+						return
+					}
+				}
+				// Read slowly, so that the sockets stay full and
+				// the loop sends from its connections' own buffers
+				// too, not only from its arena.
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	fast := ts.dial(t)
+	for range 50 {
+		if got := fast.do("PING")[0]; got != `{"status":"Ok","result":"PONG"}` {
+			t.Fatalf("fast client: %s", got)
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if sb, so, _, _ := ts.batchStats(); so < 2*sb {
+		t.Errorf("%d sends in %d batches: the slow clients' sends were not batched", so, sb)
+	}
+}
