@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/kvd-dev/kvstore/internal/uring"
@@ -54,12 +55,13 @@ const (
 
 // batchIO is a loop's io_uring state.
 type batchIO struct {
-	ring  *uring.Ring
-	res   []int32     // results of a batch, by index
-	sends []*loopConn // connections with a send queued (pend)
-	reads []*loopConn // scratch: the connections of a batch of reads
-	arena []byte      // the output arena
-	used  int         // bytes of the arena that queued sends point into
+	ring   *uring.Ring
+	res    []int32       // results of a batch, by index
+	sends  []*loopConn   // connections with a send queued (pend)
+	reads  []*loopConn   // scratch: the connections of a batch of reads
+	arena  []byte        // the output arena
+	used   int           // bytes of the arena that queued sends point into
+	sentAt time.Duration // loop clock when the batch of sends was made
 
 	// For tests: io_uring_enter calls made for batches of sends and of
 	// receives, and the operations they carried.
@@ -162,6 +164,9 @@ func (l *eventLoop) submitSends() {
 	}
 	sends := b.sends
 	b.sends = nil // completions may release connections, which submit
+	// The sends are made now: one clock read for the latency of all the
+	// requests they answer (see sent).
+	b.sentAt = time.Since(l.start)
 	live := 0
 	for _, c := range sends {
 		if c.pend != nil && !c.released {
@@ -242,6 +247,10 @@ func (l *eventLoop) sent(c *loopConn, res int) {
 	l.writes.Add(1)
 	if c.released {
 		return
+	}
+	if n := c.sess.executed - c.observed; n > 0 {
+		l.latency.observe(l.batch.sentAt-c.readAt, n)
+		c.observed = c.sess.executed
 	}
 	n := max(res, 0)
 	if n > 0 {

@@ -369,14 +369,14 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 	if len(out) > 0 && !l.durSync.settling {
 		l.durSync.answered++
 	}
+	if l.deferSend(c) {
+		return out, nil // see submitSends (and sent, for the latency)
+	}
 	if n := c.sess.executed - c.observed; n > 0 {
 		// The responses of these requests are written now: one clock
 		// read for them all.
 		l.latency.observe(time.Since(l.start)-c.readAt, n)
 		c.observed = c.sess.executed
-	}
-	if l.deferSend(c) {
-		return out, nil // see submitSends
 	}
 	sent := 0
 	for sent < len(out) {

@@ -31,10 +31,13 @@ import (
 // release).
 //
 // What runs on a loop: read (one read per readiness event, into the
-// loop's shared buffer), execute every complete line with the
-// connection's Session, write the responses (one write per batch), and
-// keep, per connection, only the bytes that could not be dealt with: a
-// partial line, and responses the socket did not take.
+// loop's shared buffer; with io_uring, the round's reads all in one
+// system call, see eventloop_batch_linux.go), execute every complete
+// line with the connection's Session, write the responses (one write per
+// connection and round; with io_uring, the round's writes in one system
+// call at its end), and keep, per connection, only the bytes that could
+// not be dealt with: a partial line, and responses the socket did not
+// take.
 
 const (
 	// maxPendingOutput bounds a connection's unsent responses: above it

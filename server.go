@@ -80,7 +80,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // Connections are served by one of two backends (see WithEventLoops). On
 // Linux, by default, a few epoll event loops (GOMAXPROCS-1, at least one) each
 // serve many connections, Redis-style: a connection costs no goroutine and
-// keeps private memory only for a partial request line or unsent output.
+// keeps private memory only for a partial request line or unsent output,
+// and a loop reads from (and writes to) all its ready connections in one
+// io_uring system call where the kernel allows it (see WithIOUring).
 // Elsewhere, with WithEventLoops(0), or for connections that are not
 // *net.TCPConn, each connection has its own goroutine. Both behave the
 // same on the wire.
