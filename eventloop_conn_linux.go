@@ -206,7 +206,7 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 			if len(c.in) > 0 && !c.skipping {
 				// A half-close after a line without "\n": that is
 				// not a request, but the client may still read.
-				out = appendIncomplete(out, &c.sess.counts)
+				out = appendIncomplete(out, c.sess.counts)
 			}
 		case errors.Is(err, syscall.EINTR):
 			continue
@@ -350,7 +350,7 @@ func overLimit(head, tail []byte, max int) bool {
 
 // tooLong appends the response to a line over the limit.
 func (l *eventLoop) tooLong(c *loopConn, out []byte) []byte {
-	return appendTooLong(out, l.srv.cfg.maxLineBytes, &c.sess.counts)
+	return appendTooLong(out, l.srv.cfg.maxLineBytes, c.sess.counts)
 }
 
 // flush writes as much of out as the socket takes without blocking and

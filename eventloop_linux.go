@@ -98,6 +98,7 @@ type eventLoop struct {
 	batch     *batchIO      // io_uring batches of reads and writes; nil: none
 
 	latency   latencyCounts // the loop's connections' request latencies
+	counts    sessionCounts // the counters of the loop's connections' sessions
 	writes    atomic.Int64  // write system calls made, for tests
 	selfSyncs atomic.Int64  // syncs of the log the loop made itself, for tests
 	evictReq  atomic.Bool   // some connection was evicted (client-memory budget)
@@ -160,6 +161,7 @@ func (s *Server) handToLoop(c *serverConn) bool {
 	for range len(s.loops) {
 		l := s.loops[s.nextLoop%len(s.loops)]
 		s.nextLoop++
+		c.sess.counts = &l.counts // before the loop may run c
 		if l.add(c, fd) {
 			c.onLoop, c.loop = true, l
 			tc.Close() // the loop has the descriptor's copy

@@ -6,6 +6,7 @@ package kvstore
 // every connection is served by its own goroutine.
 type eventLoop struct {
 	latency latencyCounts // never used
+	counts  sessionCounts // never used
 }
 
 // handToLoop reports that no event loop can take c: off Linux the server

@@ -322,7 +322,8 @@ func (s *Server) startConn(nc net.Conn) {
 		s.reject(nc, mesgProtectedMode)
 		return
 	}
-	c := &serverConn{nc: nc, sess: NewSession(s.store, s.cfg.maxTxnDepth)}
+	// The session's counters: its loop's (set by handToLoop), or its own.
+	c := &serverConn{nc: nc, sess: newSession(s.store, s.cfg.maxTxnDepth, nil)}
 	if s.password != nil {
 		c.sess.requireHash(s.password)
 	}
@@ -334,6 +335,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Unlock()
 		return
 	}
+	c.sess.counts = new(sessionCounts)
 	c.latency = new(latencyCounts)
 	s.mu.Unlock()
 	go s.serveConn(c)

@@ -85,7 +85,7 @@ func (s *Server) connLoop(c *serverConn) string {
 		readErr  error
 		quit     bool
 		held     int64 // bytes of buffers accounted to c
-		counts   = &c.sess.counts
+		counts   = c.sess.counts
 		// The latency histogram (see LatencyHistogram): the requests
 		// executed up to observed are counted; the ones after it were
 		// read at readAt.

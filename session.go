@@ -74,8 +74,10 @@ type Session struct {
 	// counts are this session's counters, read by Server.Stats while
 	// the session runs; each is written only by the session (bytesIn
 	// and bytesOut by its connection's reader and writer, the same
-	// goroutine or event loop).
-	counts sessionCounts
+	// goroutine or event loop). The sessions of an event loop's
+	// connections share the loop's: counters per connection cost more
+	// memory than the rest of an idle connection's state.
+	counts *sessionCounts
 
 	// executed counts the requests executed (as counts.byCmd does), for
 	// the front end's latency histogram: the requests executed since it
@@ -104,8 +106,9 @@ const (
 	authBugPrefix
 )
 
-// sessionCounts are one session's counters. Only the session writes them
-// (an uncontended atomic add per request); Server.Stats reads them.
+// sessionCounts are the counters of one session, or of the sessions of
+// one event loop. Only the session (or the loop) writes them (an
+// uncontended atomic add per request); Server.Stats reads them.
 type sessionCounts struct {
 	byCmd     [len(commandNames)]atomic.Uint64 // requests by Command
 	commits   atomic.Uint64
@@ -157,7 +160,13 @@ func NewSession(store *Store, maxTxnDepth int) *Session {
 	if maxTxnDepth > MaxTxnDepth {
 		maxTxnDepth = MaxTxnDepth
 	}
-	return &Session{store: store, maxDepth: maxTxnDepth, tooDeep: strconv.Itoa(maxTxnDepth) + " levels"}
+	return newSession(store, maxTxnDepth, new(sessionCounts))
+}
+
+// newSession is NewSession with a valid maxTxnDepth and the counters the
+// session adds to (which the caller sets later when nil).
+func newSession(store *Store, maxTxnDepth int, counts *sessionCounts) *Session {
+	return &Session{store: store, maxDepth: maxTxnDepth, tooDeep: strconv.Itoa(maxTxnDepth) + " levels", counts: counts}
 }
 
 // Depth returns the number of open transaction levels: 0 outside a

@@ -90,7 +90,7 @@ func (s *Session) storeStats() Stats {
 		UptimeSeconds: time.Since(processStart).Seconds(),
 		Memory:        s.store.MemoryUsage(),
 	}
-	st.addCounts(&s.counts)
+	st.addCounts(s.counts)
 	st.HeapBytes, st.RuntimeBytes = runtimeMemory()
 	st.DurabilityStats = s.store.DurabilityStats()
 	return st
@@ -151,12 +151,15 @@ func (s *Server) Stats() Stats {
 	st.addCounts(&s.closedCounts)
 	s.closedLatency.addTo(&st.Latency)
 	for c := range s.conns {
-		st.addCounts(&c.sess.counts)
+		if c.loop == nil { // served by a goroutine: counters of its own
+			st.addCounts(c.sess.counts)
+		}
 		if c.latency != nil { // served by a goroutine
 			c.latency.addTo(&st.Latency)
 		}
 	}
 	for _, l := range s.loops {
+		st.addCounts(&l.counts)
 		l.latency.addTo(&st.Latency)
 	}
 	s.mu.Unlock()
@@ -168,7 +171,10 @@ func (s *Server) Stats() Stats {
 // addClosed keeps the counters of a connection that has ended. It is
 // called with s.mu held.
 func (s *Server) addClosed(c *serverConn) {
-	sc := &c.sess.counts
+	if c.loop != nil {
+		return // its counters are its loop's, which Stats keeps reading
+	}
+	sc := c.sess.counts
 	for i := range sc.byCmd {
 		s.closedCounts.byCmd[i].Add(sc.byCmd[i].Load())
 	}
