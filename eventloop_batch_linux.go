@@ -62,6 +62,7 @@ type batchIO struct {
 	arena  []byte        // the output arena
 	used   int           // bytes of the arena that queued sends point into
 	sentAt time.Duration // loop clock when the batch of sends was made
+	failed bool          // a batch failed: batching ends with the round's batches
 
 	// For tests: io_uring_enter calls made for batches of sends and of
 	// receives, and the operations they carried.
@@ -201,17 +202,32 @@ func (l *eventLoop) submitSends() {
 	if b.sends == nil {
 		b.sends = sends[:0]
 	}
+	l.dropFailedBatch()
 }
 
-// complete hands each connection of a submitted batch its result, or the
-// batch's error if it failed as a whole.
+// complete hands each connection of a submitted batch its result. If the
+// batch failed as a whole, what each operation did is unknown (a send may
+// have gone out, a receive may have taken input): every result is EIO
+// (uring.Ring.Submit), which closes the connection, and the loop goes on
+// without io_uring.
 func (l *eventLoop) complete(batch []*loopConn, err error, done func(*loopConn, int)) {
+	b := l.batch
+	if err != nil && !b.failed {
+		b.failed = true
+		l.srv.log.Warn("kvd event loop: io_uring failed; closing the connections of the batch, and making plain reads and writes from now on", "err", err)
+	}
 	for i, c := range batch {
-		res := int(l.batch.res[i])
-		if err != nil {
-			res = -int(errnoOf(err))
-		}
-		done(c, res)
+		done(c, int(b.res[i]))
+	}
+}
+
+// dropFailedBatch turns batching off for good after a failed batch.
+func (l *eventLoop) dropFailedBatch() {
+	if b := l.batch; b != nil && b.failed && len(b.sends) == 0 {
+		b.ring.Close()
+		l.batch = nil
+		l.out = nil
+		l.batchOff.Store(true)
 	}
 }
 
@@ -313,6 +329,7 @@ func (l *eventLoop) readAll(n int) {
 	}
 	clear(reads)
 	b.reads = reads[:0]
+	l.dropFailedBatch()
 }
 
 // willRead reports whether serving c after an EPOLLIN event reads from it

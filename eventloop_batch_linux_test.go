@@ -5,8 +5,11 @@ package kvstore
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,5 +149,110 @@ func TestEventLoopBatchedSendsOnFullSockets(t *testing.T) {
 	}
 	if sb, so, _, _ := ts.batchStats(); so < 2*sb {
 		t.Errorf("%d sends in %d batches: the slow clients' sends were not batched", so, sb)
+	}
+}
+
+// uringFDs lists the process's io_uring descriptors.
+func uringFDs(t *testing.T) map[int]bool {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := map[int]bool{}
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(target, "io_uring") {
+			fd, _ := strconv.Atoi(e.Name())
+			fds[fd] = true
+		}
+	}
+	return fds
+}
+
+// TestEventLoopIOUringFailure: when the kernel fails a batch, the loop
+// closes the connections of that batch (what their sends or receives did
+// is unknown), never answers anything garbled, and goes on serving with
+// plain reads and writes.
+func TestEventLoopIOUringFailure(t *testing.T) {
+	needIOUring(t)
+	before := uringFDs(t)
+	ts := startServer(t, WithEventLoops(1))
+	const clients = 10
+	cs := make([]*testClient, clients)
+	for i := range cs {
+		cs[i] = ts.dial(t)
+		if got := cs[i].do("PING")[0]; got != `{"status":"Ok","result":"PONG"}` {
+			t.Fatalf("client %d: %s", i, got)
+		}
+	}
+	var ring []int
+	for fd := range uringFDs(t) {
+		if !before[fd] {
+			ring = append(ring, fd)
+		}
+	}
+	if len(ring) != 1 {
+		t.Fatalf("io_uring descriptors of the loop: %v", ring)
+	}
+	// Break the ring under the loop: its descriptor becomes /dev/null,
+	// where io_uring_enter fails.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if err := syscall.Dup3(int(null.Fd()), ring[0], syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	ts.mu.Lock()
+	l := ts.loops[0]
+	ts.mu.Unlock()
+	// Requests from all clients at once, until a batch has failed.
+	closed := 0
+	for round := 0; !l.batchOff.Load(); round++ {
+		if round == 1000 {
+			t.Fatal("no batch failed after 1000 rounds of requests")
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i, c := range cs {
+			if c == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.c.Write([]byte("PING\n"))
+				line, err := c.br.ReadString('\n')
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && line == `{"status":"Ok","result":"PONG"}`+"\n":
+				case err != nil && line == "": // closed with its batch
+					cs[i] = nil
+					closed++
+				default:
+					t.Errorf("client %d: %q, %v", i, line, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d of %d clients closed with the failed batch", closed, clients)
+	// The loop serves on, with plain calls: the clients left, and new ones.
+	for range 3 {
+		cs = append(cs, ts.dial(t))
+	}
+	for i, c := range cs {
+		if c == nil {
+			continue
+		}
+		key := fmt.Sprintf("k%d", i)
+		if got := c.do("PUT "+key+" v", "GET "+key); got[0] != respOK || got[1] != respResult("v") {
+			t.Errorf("client %d after the failure: %q", i, got)
+		}
 	}
 }

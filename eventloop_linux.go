@@ -96,6 +96,7 @@ type eventLoop struct {
 	durSync   loopSyncing   // whether the loop syncs the log itself (SyncAlways)
 	waitState loopWait      // see wait
 	batch     *batchIO      // io_uring batches of reads and writes; nil: none
+	batchOff  atomic.Bool   // batching was turned off after a failure, for tests
 
 	latency   latencyCounts // the loop's connections' request latencies
 	counts    sessionCounts // the counters of the loop's connections' sessions

@@ -96,8 +96,9 @@ type Ring struct {
 	cqMask         uint32
 	cqes           []cqe
 
-	queued int // entries prepared and not submitted yet
-	cap    int // how many entries a batch may hold
+	queued int   // entries prepared and not submitted yet
+	cap    int   // how many entries a batch may hold
+	err    error // the error that broke the ring (see Submit)
 }
 
 // ErrUnsupported is returned by New when the kernel has no usable
@@ -168,6 +169,9 @@ func (r *Ring) Close() error {
 	return nil
 }
 
+// FD is the ring's file descriptor (for tests that break it).
+func (r *Ring) FD() int { return r.fd }
+
 // Cap is the number of operations one batch may hold.
 func (r *Ring) Cap() int { return r.cap }
 
@@ -211,16 +215,30 @@ func (r *Ring) prep(op uint8, fd int, p []byte) bool {
 // stores each one's result at its index in res (len(res) >= Queued()):
 // the byte count, or a negated errno (-EAGAIN when the socket had no room
 // or no data). Every operation has completed when Submit returns: they
-// are non-blocking (MSG_DONTWAIT). If Submit fails, the results are
-// unknown: the operations may or may not have been made.
+// are non-blocking (MSG_DONTWAIT). If Submit fails, what the operations
+// did is unknown (each may or may not have been made): every result is
+// then -EIO, and the ring is broken: every later Submit fails the same
+// way.
 func (r *Ring) Submit(res []int32) error {
 	n := r.queued
+	r.queued = 0
 	if n == 0 {
-		return nil
+		return r.err
 	}
+	if r.err == nil {
+		r.err = r.submit(res, n)
+	}
+	if r.err != nil {
+		for i := range n {
+			res[i] = -int32(syscall.EIO)
+		}
+	}
+	return r.err
+}
+
+func (r *Ring) submit(res []int32, n int) error {
 	_ = res[n-1]
 	atomic.StoreUint32(r.sqTail, *r.sqTail+uint32(n))
-	r.queued = 0
 	// A raw system call: it never sleeps (min_complete 0), so the
 	// scheduler need not know (as the event loop's raw reads and writes).
 	for submitted := 0; submitted < n; {

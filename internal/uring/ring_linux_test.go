@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -214,5 +215,39 @@ func TestBatchFull(t *testing.T) {
 	}
 	if err := r.Submit(res); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSubmitFailure: when io_uring_enter fails, every result of the batch
+// is EIO (whatever the results array held before), and the ring stays
+// broken.
+func TestSubmitFailure(t *testing.T) {
+	fds, _ := socketPairs(t, 2)
+	r := newRing(t, 4)
+	res := make([]int32, r.Cap())
+	r.Send(fds[0], []byte("ok"))
+	r.Recv(fds[1], make([]byte, 4))
+	if err := r.Submit(res); err != nil || res[0] != 2 || res[1] != -int32(syscall.EAGAIN) {
+		t.Fatalf("before the break: %v, %v", res[:2], err)
+	}
+	// The ring's descriptor becomes /dev/null: io_uring_enter fails.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if err := syscall.Dup3(int(null.Fd()), r.FD(), syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		r.Send(fds[0], []byte("ok"))
+		r.Recv(fds[1], make([]byte, 4))
+		err := r.Submit(res)
+		if err == nil || res[0] != -int32(syscall.EIO) || res[1] != -int32(syscall.EIO) {
+			t.Errorf("round %d after the break: %v, %v; want an error and EIO for both", round, res[:2], err)
+		}
+		if r.Queued() != 0 {
+			t.Errorf("round %d: %d operations still queued", round, r.Queued())
+		}
 	}
 }
