@@ -183,14 +183,18 @@ func (l *eventLoop) submitSends() {
 			}
 		}
 	} else if live > 1 {
-		batch := sends[:0:0]
 		for i := 0; i < len(sends); {
-			batch = sends[i:i]
+			// The batch reuses sends from i on: each append overwrites an
+			// entry the loop has already looked at.
+			batch := sends[i:i]
 			for ; i < len(sends) && b.ring.Queued() < b.ring.Cap(); i++ {
 				if c := sends[i]; c.pend != nil {
 					b.ring.Send(c.fd, c.pend)
-					batch = append(batch, c) // overwrites only entries already queued
+					batch = append(batch, c)
 				}
+			}
+			if len(batch) == 0 {
+				continue
 			}
 			b.sendBatches.Add(1)
 			b.sendOps.Add(int64(len(batch)))
