@@ -56,13 +56,12 @@ const (
 // batchIO is a loop's io_uring state.
 type batchIO struct {
 	ring   *uring.Ring
-	res    []int32       // results of a batch, by index
-	sends  []*loopConn   // connections with a send queued (pend)
-	reads  []*loopConn   // scratch: the connections of a batch of reads
-	arena  []byte        // the output arena
-	used   int           // bytes of the arena that queued sends point into
-	sentAt time.Duration // loop clock when the batch of sends was made
-	failed bool          // a batch failed: batching ends with the round's batches
+	res    []int32     // results of a batch, by index
+	sends  []*loopConn // connections with a send queued (pend)
+	reads  []*loopConn // scratch: the connections of a batch of reads
+	arena  []byte      // the output arena
+	used   int         // bytes of the arena that queued sends point into
+	failed bool        // a batch failed: batching ends with the round's batches
 
 	// For tests: io_uring_enter calls made for batches of sends and of
 	// receives, and the operations they carried.
@@ -166,14 +165,20 @@ func (l *eventLoop) submitSends() {
 	sends := b.sends
 	b.sends = nil // completions may release connections, which submit
 	// The sends are made now: one clock read for the latency of all the
-	// requests they answer (see sent).
-	b.sentAt = time.Since(l.start)
+	// requests they answer.
+	sentAt := time.Since(l.start)
 	live := 0
 	for _, c := range sends {
-		if c.pend != nil && !c.released {
-			live++
-		} else {
+		if c.pend == nil || c.released {
 			c.pend = nil
+			continue
+		}
+		live++
+		// Counted before the responses go out, so that a client that
+		// has its response finds its request counted.
+		if n := c.sess.executed - c.observed; n > 0 {
+			l.latency.observe(sentAt-c.readAt, n)
+			c.observed = c.sess.executed
 		}
 	}
 	if live == 1 {
@@ -267,10 +272,6 @@ func (l *eventLoop) sent(c *loopConn, res int) {
 	l.writes.Add(1)
 	if c.released {
 		return
-	}
-	if n := c.sess.executed - c.observed; n > 0 {
-		l.latency.observe(l.batch.sentAt-c.readAt, n)
-		c.observed = c.sess.executed
 	}
 	n := max(res, 0)
 	if n > 0 {

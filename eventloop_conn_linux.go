@@ -370,7 +370,7 @@ func (l *eventLoop) flush(c *loopConn, out []byte) ([]byte, error) {
 		l.durSync.answered++
 	}
 	if l.deferSend(c) {
-		return out, nil // see submitSends (and sent, for the latency)
+		return out, nil // see submitSends (which also counts the latency)
 	}
 	if n := c.sess.executed - c.observed; n > 0 {
 		// The responses of these requests are written now: one clock
