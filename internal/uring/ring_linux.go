@@ -96,9 +96,10 @@ type Ring struct {
 	cqMask         uint32
 	cqes           []cqe
 
-	queued int   // entries prepared and not submitted yet
-	cap    int   // how many entries a batch may hold
-	err    error // the error that broke the ring (see Submit)
+	keep   [][]byte // the buffers of the queued entries (see prep)
+	queued int      // entries prepared and not submitted yet
+	cap    int      // how many entries a batch may hold
+	err    error    // the error that broke the ring (see Submit)
 }
 
 // ErrUnsupported is returned by New when the kernel has no usable
@@ -148,6 +149,7 @@ func New(entries uint32) (*Ring, error) {
 	r.cqMask = *(*uint32)(unsafe.Add(base, p.cqOff.ringMask))
 	r.cqes = unsafe.Slice((*cqe)(unsafe.Add(base, p.cqOff.cqes)), p.cqEntries)
 	r.cap = int(min(p.sqEntries, p.cqEntries))
+	r.keep = make([][]byte, r.cap)
 	return r, nil
 }
 
@@ -207,6 +209,10 @@ func (r *Ring) prep(op uint8, fd int, p []byte) bool {
 		userData: uint64(r.queued),
 	}
 	r.sqArray[i] = i
+	// The entry holds p's address as a plain number, which neither keeps
+	// p alive nor stops the compiler from putting p on a goroutine's
+	// stack (which moves when it grows): keeping the slice here does both.
+	r.keep[r.queued] = p
 	r.queued++
 	return true
 }
@@ -228,6 +234,7 @@ func (r *Ring) Submit(res []int32) error {
 	if r.err == nil {
 		r.err = r.submit(res, n)
 	}
+	clear(r.keep[:n])
 	if r.err != nil {
 		for i := range n {
 			res[i] = -int32(syscall.EIO)
