@@ -47,9 +47,9 @@ const (
 	// the arena: a turn produces at most turnOutputBytes and one more
 	// response. With less room left, the round's sends go first.
 	outArenaMinLend = turnOutputBytes + 16<<10
-	// readArenaBytes is a loop's read buffer when it batches reads: each
-	// of the round's k reads gets len/k bytes of it (at most
-	// maxReadBuffer, and 4 KiB with loopEvents connections).
+	// readArenaBytes is the part of a loop's read buffer for its batches
+	// of reads: each of the round's k reads gets readArenaBytes/k bytes of
+	// it (at most maxReadBuffer, and 4 KiB with loopEvents connections).
 	readArenaBytes = loopEvents * 4 << 10
 )
 
@@ -321,9 +321,15 @@ func (l *eventLoop) readAll(n int) {
 		}
 	}
 	if len(reads) >= 2 {
-		size := min(maxReadBuffer, len(l.buf)/len(reads))
+		// The part of the read buffer after the first maxReadBuffer
+		// bytes, which a turn that reads by itself uses (a connection
+		// whose lines were held until its turn executed them reads then,
+		// and the batch's input for the connections after it must
+		// survive that).
+		arena := l.buf[maxReadBuffer:]
+		size := min(maxReadBuffer, len(arena)/len(reads))
 		for i, c := range reads {
-			c.rbuf = l.buf[i*size : (i+1)*size : (i+1)*size]
+			c.rbuf = arena[i*size : (i+1)*size : (i+1)*size]
 			b.ring.Recv(c.fd, c.rbuf)
 		}
 		b.readBatches.Add(1)

@@ -181,7 +181,8 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 	for {
 		var n int
 		var err error
-		data := l.buf[:min(len(l.buf), maxReadBuffer)]
+		// The batch of reads uses the rest of l.buf.
+		data := l.buf[:maxReadBuffer]
 		if c.preread { // by the round's batch of reads
 			c.preread = false
 			data, n = c.rbuf, c.rres

@@ -214,7 +214,10 @@ func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
 	if s.cfg.ioUring {
 		if b, err := newBatchIO(); err == nil {
 			l.batch = b
-			l.buf = make([]byte, max(maxReadBuffer, readArenaBytes))
+			// The first maxReadBuffer bytes for the reads a turn makes
+			// itself, the rest for the round's batch of reads, whose
+			// input may wait there while other connections are served.
+			l.buf = make([]byte, maxReadBuffer+readArenaBytes)
 		} else {
 			s.log.Debug("kvd event loop without io_uring: one read and one write per connection", "err", err)
 		}
