@@ -55,13 +55,14 @@ const (
 
 // batchIO is a loop's io_uring state.
 type batchIO struct {
-	ring   *uring.Ring
-	res    []int32     // results of a batch, by index
-	sends  []*loopConn // connections with a send queued (pend)
-	reads  []*loopConn // scratch: the connections of a batch of reads
-	arena  []byte      // the output arena
-	used   int         // bytes of the arena that queued sends point into
-	failed bool        // a batch failed: batching ends with the round's batches
+	ring    *uring.Ring
+	res     []int32     // results of a batch, by index
+	sends   []*loopConn // connections with a send queued (pend)
+	reads   []*loopConn // scratch: the connections of a batch of reads
+	arena   []byte      // the output arena
+	used    int         // bytes of the arena that queued sends point into
+	failed  bool        // a batch failed: batching ends with the round's batches
+	lending bool        // the arena's free part is lent to a turn (see lend)
 
 	// For tests: io_uring_enter calls made for batches of sends and of
 	// receives, and the operations they carried.
@@ -92,6 +93,7 @@ func (l *eventLoop) lend() []byte {
 	if len(b.arena)-b.used < outArenaMinLend {
 		l.submitSends()
 	}
+	b.lending = true
 	return b.arena[b.used:b.used]
 }
 
@@ -101,6 +103,7 @@ func (l *eventLoop) lend() []byte {
 // for the log, they are copied to c's own buffer.
 func (l *eventLoop) keepLent(c *loopConn, out []byte) {
 	if l.batch == nil {
+		c.queued = false
 		if len(out) > 0 {
 			c.out = append([]byte(nil), out...)
 		}
@@ -109,8 +112,9 @@ func (l *eventLoop) keepLent(c *loopConn, out []byte) {
 		}
 		return
 	}
+	b := l.batch
+	b.lending = false
 	if c.queued {
-		b := l.batch
 		inArena := unsafe.SliceData(out) == unsafe.SliceData(b.arena[b.used:])
 		if inArena {
 			b.used += len(out)
@@ -206,7 +210,9 @@ func (l *eventLoop) submitSends() {
 			l.complete(batch, b.ring.Submit(b.res), l.sent)
 		}
 	}
-	b.used = 0
+	if !b.lending { // (a turn never submits while it holds the arena)
+		b.used = 0
+	}
 	clear(sends)
 	if b.sends == nil {
 		b.sends = sends[:0]

@@ -124,6 +124,12 @@ func (l *eventLoop) serve(c *loopConn, ev uint32) {
 	} else {
 		l.keepOwn(c, out)
 	}
+	if c.preread && err == nil {
+		// The batch read input for c that its turn did not take (which
+		// serve's conditions and willRead's rule out): closing c is
+		// better than dropping the input or executing it later.
+		err = errUnreadInput
+	}
 	if c.pend != nil && (err != nil || c.quit || c.draining || c.eof || c.evicted.Load()) {
 		l.submitSends() // before c is closed, or lingers with its rest
 	}
@@ -329,6 +335,10 @@ func (l *eventLoop) execute(c *loopConn, out, data []byte) (rest, _ []byte, err 
 	}
 	return data, out, nil
 }
+
+// errUnreadInput ends a connection whose input, read by a batch, its turn
+// did not take; it never happens (see serve).
+var errUnreadInput = errors.New("input read and not taken")
 
 // errClientOutput ends a connection whose pending responses exceed
 // WithMaxClientOutput.
