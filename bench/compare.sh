@@ -26,6 +26,10 @@
 #             --appendonly yes --appendfsync MODE, each with its own data
 #             directory under the work dir (MODE: always, everysec or no);
 #             default: both in memory only (redis: --save '' --appendonly no)
+#   -L RATE   offered load: kvbench -rate RATE (operations per second in
+#             all, on a schedule, latency from each scheduled send) for
+#             both servers, to compare latencies at the same throughput
+#             (default: closed loop, each as fast as it answers)
 #   -R DIR    only print the throughput table again from DIR/results.jsonl
 #             of an earlier run (no servers, no builds)
 # Environment: KVD_BIN, a kvd binary to measure instead of building this
@@ -56,7 +60,8 @@ MEM_KEYS=1000000
 
 KVD_ARGS=""
 DURABLE=""
-while getopts "d:r:s:o:R:k:D:MTph" opt; do
+RATE=""
+while getopts "d:r:s:o:R:k:D:L:MTph" opt; do
   case $opt in
     d) DUR=$OPTARG ;;
     r) ROUNDS=$OPTARG ;;
@@ -67,6 +72,7 @@ while getopts "d:r:s:o:R:k:D:MTph" opt; do
     p) PIN=1 ;;
     k) KVD_ARGS=$OPTARG ;;
     D) DURABLE=$OPTARG ;;
+    L) RATE=$OPTARG ;;
     R) REPORT_ONLY=$OPTARG ;;
     h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0 [-d 5s] [-r 3] [-s names] [-o dir] [-M] [-T] [-p]" >&2; exit 2 ;;
@@ -290,7 +296,7 @@ redis_version=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
   echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
   echo "go: $(go version | awk '{print $3}'), redis-server: $redis_version, kvd: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
-  echo "settings: -d $DUR, $ROUNDS rounds, pin=$PIN, durable=${DURABLE:-off (in memory)}"
+  echo "settings: -d $DUR, $ROUNDS rounds, pin=$PIN, durable=${DURABLE:-off (in memory)}, rate=${RATE:-closed loop}"
 } | tee "$OUT/machine.txt"
 
 # ---- throughput and latency ------------------------------------------------
@@ -314,7 +320,7 @@ if [ "$DO_TPUT" = 1 ]; then
         pid=$KVD_PID
         [ "$server" = redis ] && pid=$REDIS_PID
         t0=$(cpu_ticks "$pid")
-        line=$(kvbench "$server" $args -d "$DUR" -json -q) || log "  kvbench reported a failure: $line"
+        line=$(kvbench "$server" $args ${RATE:+-rate "$RATE"} -d "$DUR" -json -q) || log "  kvbench reported a failure: $line"
         t1=$(cpu_ticks "$pid")
         ops=$(echo "$line" | json_field ops | head -1)
         cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${ops:-0}" 'BEGIN {printf "%.3f", (n>0)?t*1e6/hz/n:0}')

@@ -16,8 +16,9 @@ type config struct {
 	conns    int
 	pipeline int
 	duration time.Duration
-	requests int64 // operations in all when > 0; otherwise run for duration
-	get, put int   // GET:PUT ratio
+	requests int64   // operations in all when > 0; otherwise run for duration
+	rate     float64 // offered operations per second in all; 0: closed loop
+	get, put int     // GET:PUT ratio
 	txn      float64
 	txnKeys  int
 	keys     *keyspace
@@ -102,9 +103,9 @@ func (w *worker) buildBatch(n int) {
 	}
 }
 
-// roundTrip writes the current batch and reads all of its replies.
-func (w *worker) roundTrip() error {
-	t0 := time.Now()
+// roundTrip writes the current batch and reads all of its replies; the
+// latencies count from t0.
+func (w *worker) roundTrip(t0 time.Time) error {
 	if _, err := w.conn.Write(w.buf); err != nil {
 		return err
 	}
@@ -158,7 +159,19 @@ func expectName(e expect) string {
 
 // run loops until stop is set or, when budget > 0, until budget operations
 // are done.
+//
+// With a rate, the worker sends its batches on a schedule (its share of
+// the rate, from a start spread over one interval so that the workers do
+// not send together), and a batch's latency counts from its scheduled
+// time: a late server delays the next batches and is charged for it
+// (no coordinated omission, as in wrk2).
 func (w *worker) run(stop *atomic.Bool, budget int64) {
+	var interval time.Duration
+	var next time.Time
+	if w.cfg.rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(w.cfg.conns*w.cfg.pipeline) / w.cfg.rate)
+		next = time.Now().Add(interval * time.Duration(w.id) / time.Duration(w.cfg.conns))
+	}
 	for !stop.Load() {
 		n := w.cfg.pipeline
 		if w.cfg.requests > 0 {
@@ -171,7 +184,15 @@ func (w *worker) run(stop *atomic.Bool, budget int64) {
 			budget -= int64(n)
 		}
 		w.buildBatch(n)
-		if err := w.roundTrip(); err != nil {
+		t0 := time.Now()
+		if interval > 0 {
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+			t0 = next
+			next = next.Add(interval)
+		}
+		if err := w.roundTrip(t0); err != nil {
 			w.connErr = err
 			return
 		}

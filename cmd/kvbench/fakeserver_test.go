@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fakeKVD is a tiny kvd-protocol server on 127.0.0.1:0 that counts what
@@ -244,5 +245,26 @@ func TestConnectFailure(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"-addr", addr, "-n", "10", "-q"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "connect") {
 		t.Fatalf("exit code %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestRatePacesTheLoad: with -rate, the workers send on a schedule: 400
+// operations at 2,000 per second over 4 connections take at least about
+// 0.2 s (a closed loop against the fake server takes milliseconds).
+func TestRatePacesTheLoad(t *testing.T) {
+	f := startFake(t, false, 0)
+	t0 := time.Now()
+	s, code := runKVBench(t, "-addr", f.addr(), "-c", "4", "-n", "400", "-rate", "2000", "-keys", "100")
+	elapsed := time.Since(t0)
+	if code != 0 || s.Ops != 400 || s.Errors != 0 {
+		t.Fatalf("exit code %d, summary %+v", code, s)
+	}
+	// Each connection sends 100 batches 2 ms apart: the last one 198 ms
+	// after its first, which is at most one interval after the start.
+	if elapsed < 190*time.Millisecond {
+		t.Errorf("400 operations at 2,000/s took %v: not paced", elapsed)
+	}
+	if _, code := runKVBench(t, "-addr", f.addr(), "-n", "1", "-rate", "-1"); code != 2 {
+		t.Errorf("-rate -1: exit code %d, want 2", code)
 	}
 }

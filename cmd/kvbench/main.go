@@ -50,6 +50,7 @@ type options struct {
 	pipeline  int
 	duration  time.Duration
 	requests  int64
+	rate      float64
 	ratio     string
 	keys      int
 	vsize     int
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.pipeline, "P", 1, "pipeline depth: operations sent per round trip")
 	fs.DurationVar(&o.duration, "d", 5*time.Second, "run duration (ignored when -n is set); hold time with -idle")
 	fs.Int64Var(&o.requests, "n", 0, "total operations over all connections (0: run for -d)")
+	fs.Float64Var(&o.rate, "rate", 0, "offered load in operations per second over all connections, each connection sending its batches on a fixed schedule; latency then counts from each batch's scheduled time, not from when it could be sent (0: as fast as replies come)")
 	fs.StringVar(&o.ratio, "ratio", "9:1", "GET:PUT ratio of single-key operations")
 	fs.IntVar(&o.keys, "keys", 100000, "key space size (keys key:0000000000 ...)")
 	fs.IntVar(&o.vsize, "vsize", 64, "value size in bytes")
@@ -115,6 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-txn-keys must be at least 1")
 	case o.requests < 0:
 		return nil, errors.New("-n must not be negative")
+	case o.rate < 0:
+		return nil, errors.New("-rate must not be negative")
 	case o.requests == 0 && o.duration <= 0 && !o.loadOnly && o.idle == 0:
 		return nil, errors.New("set -d or -n")
 	case o.loadOnly && !o.prefill:
@@ -226,7 +230,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	cfg := &config{
 		addr: o.addr, proto: p, conns: o.conns, pipeline: o.pipeline,
-		duration: o.duration, requests: o.requests, get: get, put: put,
+		duration: o.duration, requests: o.requests, rate: o.rate, get: get, put: put,
 		txn: o.txn, txnKeys: o.txnKeys, keys: newKeyspace(o.keys),
 		value: makeValue(o.vsize), seed: o.seed,
 	}
