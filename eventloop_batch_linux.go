@@ -15,8 +15,8 @@ import (
 // How an event loop batches its sockets' reads and writes (issue 12).
 //
 // On the virtual machines we measure on, a system call costs about a
-// microsecond just to enter and leave the kernel (1.1 µs for getppid in a
-// loop), and a request at pipeline depth 1
+// microsecond just to enter and leave the kernel (BenchmarkNullSyscall in
+// internal/uring), and a request at pipeline depth 1
 // costs a read and a write: Redis pays the same two calls, and they were
 // three quarters of the loop's time. With io_uring a loop reads from every
 // connection that epoll reported readable in one io_uring_enter, and, at

@@ -31,6 +31,26 @@ func needIOUring(t *testing.T) {
 	r.Close()
 }
 
+// expectLine reads one response line and checks it; it reports rather
+// than fails, for client goroutines.
+func (c *testClient) expectLine(want string) error {
+	line, err := c.br.ReadString('\n')
+	if err != nil || line != want+"\n" {
+		return fmt.Errorf("got %.60q, %v; want %.60q", line, err, want)
+	}
+	return nil
+}
+
+// putGet sends a PUT of key and a GET of it in one write and checks both
+// answers.
+func (c *testClient) putGet(key, val string) error {
+	c.send("PUT " + key + " " + val + "\nGET " + key + "\n")
+	if err := c.expectLine(respOK); err != nil {
+		return err
+	}
+	return c.expectLine(respResult(val))
+}
+
 // batchStats sums the loops' batch counters.
 func (ts *testServer) batchStats() (sendBatches, sendOps, readBatches, readOps int64) {
 	ts.mu.Lock()
@@ -61,14 +81,9 @@ func TestEventLoopBatchesReadsAndWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for r := range rounds {
-				key, val := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)
-				c.send("PUT " + key + " " + val + "\nGET " + key + "\n")
-				for _, want := range []string{respOK, respResult(val)} {
-					line, err := c.br.ReadString('\n')
-					if err != nil || line != want+"\n" {
-						errs <- fmt.Errorf("client %d round %d: %q, %v; want %s", i, r, line, err, want)
-						return
-					}
+				if err := c.putGet(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)); err != nil {
+					errs <- fmt.Errorf("client %d round %d: %w", i, r, err)
+					return
 				}
 			}
 		}()
@@ -287,9 +302,8 @@ func TestEventLoopBatchedReadsWithHeldLines(t *testing.T) {
 				}
 				go func() { c.c.Write([]byte(burst)); c.c.Write([]byte(burst)) }()
 				for n := range 3000 {
-					line, err := c.br.ReadString('\n')
-					if err != nil || line != respOK+"\n" {
-						errs <- fmt.Errorf("pipeliner %d, response %d: %q, %v", i, n, line, err)
+					if err := c.expectLine(respOK); err != nil {
+						errs <- fmt.Errorf("pipeliner %d, response %d: %w", i, n, err)
 						return
 					}
 				}
@@ -304,14 +318,9 @@ func TestEventLoopBatchedReadsWithHeldLines(t *testing.T) {
 		go func() {
 			defer talk.Done()
 			for r := range rounds {
-				key, val := fmt.Sprintf("t%d", i), fmt.Sprintf("v%d.%d", i, r)
-				c.send("PUT " + key + " " + val + "\nGET " + key + "\n")
-				for _, want := range []string{respOK, respResult(val)} {
-					line, err := c.br.ReadString('\n')
-					if err != nil || line != want+"\n" {
-						errs <- fmt.Errorf("talker %d round %d: %q, %v; want %s", i, r, line, err, want)
-						return
-					}
+				if err := c.putGet(fmt.Sprintf("t%d", i), fmt.Sprintf("v%d.%d", i, r)); err != nil {
+					errs <- fmt.Errorf("talker %d round %d: %w", i, r, err)
+					return
 				}
 			}
 		}()

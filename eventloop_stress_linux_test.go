@@ -69,23 +69,11 @@ func testMixedClients(t *testing.T, opt Option) {
 			}
 		}()
 	}
-	expect := func(c *testClient, want string) error {
-		line, err := c.br.ReadString('\n')
-		if err != nil || line != want+"\n" {
-			return fmt.Errorf("got %.60q, %v; want %.60q", line, err, want)
-		}
-		return nil
-	}
 	for i := range 12 {
 		r := 0
 		client(fmt.Sprintf("talker %d", i), func(c *testClient, _ *rand.Rand) error {
 			r++
-			key, val := fmt.Sprintf("t%d", i), fmt.Sprintf("v%d.%d", i, r)
-			c.send("PUT " + key + " " + val + "\nGET " + key + "\n")
-			if err := expect(c, respOK); err != nil {
-				return err
-			}
-			return expect(c, respResult(val))
+			return c.putGet(fmt.Sprintf("t%d", i), fmt.Sprintf("v%d.%d", i, r))
 		})
 	}
 	for i := range 3 {
@@ -106,7 +94,7 @@ func testMixedClients(t *testing.T, opt Option) {
 				}
 			}()
 			for range n {
-				if err := expect(c, respOK); err != nil {
+				if err := c.expectLine(respOK); err != nil {
 					return err
 				}
 			}
@@ -119,10 +107,10 @@ func testMixedClients(t *testing.T, opt Option) {
 			c.send(strings.Repeat("GET big\nPING\n", n))
 			for range n {
 				time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
-				if err := expect(c, respResult(big)); err != nil {
+				if err := c.expectLine(respResult(big)); err != nil {
 					return err
 				}
-				if err := expect(c, `{"status":"Ok","result":"PONG"}`); err != nil {
+				if err := c.expectLine(`{"status":"Ok","result":"PONG"}`); err != nil {
 					return err
 				}
 			}
@@ -133,7 +121,7 @@ func testMixedClients(t *testing.T, opt Option) {
 		client(fmt.Sprintf("quitter %d", i), func(c *testClient, _ *rand.Rand) error {
 			c.send(fmt.Sprintf("PUT q%d 1\nPING\nEXIT\nPUT q%d 2\nPING\n", i, i))
 			for _, want := range []string{respOK, `{"status":"Ok","result":"PONG"}`, `{"status":"Ok","mesg":"Bye"}`} {
-				if err := expect(c, want); err != nil {
+				if err := c.expectLine(want); err != nil {
 					return err
 				}
 			}
