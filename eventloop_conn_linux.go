@@ -65,6 +65,7 @@ type loopConn struct {
 	// read in the loop round that started at readAt (loop clock).
 	readAt   time.Duration
 	observed uint64
+	napEpoch uint32 // the last loopNapWindow in which the loop read from c
 }
 
 // canRead reports whether the loop wants to read from c: not after the
@@ -202,6 +203,7 @@ func (l *eventLoop) readFrom(c *loopConn, out []byte) ([]byte, error) {
 		switch {
 		case n > 0:
 			c.sess.counts.bytesIn.Add(uint64(n))
+			l.waitState.napping.noteRead(c)
 			if c.sess.executed == c.observed {
 				// Nothing read earlier waits for its response: the
 				// requests this read completes start the clock.

@@ -101,6 +101,7 @@ type eventLoop struct {
 	latency   latencyCounts // the loop's connections' request latencies
 	counts    sessionCounts // the counters of the loop's connections' sessions
 	writes    atomic.Int64  // write system calls made, for tests
+	naps      atomic.Int64  // naps taken (see loopNap), for tests
 	selfSyncs atomic.Int64  // syncs of the log the loop made itself, for tests
 	evictReq  atomic.Bool   // some connection was evicted (client-memory budget)
 }
@@ -141,7 +142,7 @@ func (s *Server) handToLoop(c *serverConn) bool {
 	if s.loops == nil {
 		loops := make([]*eventLoop, 0, n)
 		for range n {
-			l, err := newEventLoop(s, loopSpin)
+			l, err := newEventLoop(s, loopSpin, loopNap)
 			if err != nil {
 				for _, l := range loops {
 					l.closeFDs()
@@ -188,8 +189,10 @@ func defaultEventLoops(procs int) int {
 	return max(1, procs-1)
 }
 
-// newEventLoop creates a loop's epoll instance and eventfd.
-func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
+// newEventLoop creates a loop's epoll instance and eventfd. The loop
+// spins for spin after reading requests (see wait) and naps for nap
+// between busy rounds (see loopNap); 0 turns either off.
+func newEventLoop(s *Server, spin, nap time.Duration) (*eventLoop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -211,6 +214,7 @@ func newEventLoop(s *Server, spin time.Duration) (*eventLoop, error) {
 		start:   time.Now(),
 	}
 	l.waitState.spin = spin
+	l.waitState.napping.nap = nap
 	if s.cfg.ioUring {
 		if b, err := newBatchIO(); err == nil {
 			l.batch = b

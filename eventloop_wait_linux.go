@@ -67,6 +67,7 @@ type loopWait struct {
 	misses    int           // spins in a row that found nothing
 	skip      int           // waits left before spinning again
 	lastYield time.Duration // loop clock at the last runtime.Gosched
+	napping   loopNapping   // whether to nap before polling (see loopNap)
 }
 
 // wait returns the number of ready events in l.events, waiting at most
@@ -76,6 +77,11 @@ func (l *eventLoop) wait(timeoutMs int) (int, error) {
 	if l.now-w.lastYield >= loopYieldEvery {
 		runtime.Gosched()
 		w.lastYield = time.Since(l.start)
+	}
+	w.napping.update(l.now)
+	if w.busy && w.napping.on && timeoutMs != 0 && len(l.durWait) == 0 {
+		napNow(w.napping.nap)
+		l.naps.Add(1)
 	}
 	n, err := epollPoll(l.epfd, l.events)
 	if n > 0 || err != nil {
