@@ -36,6 +36,7 @@ type loopConn struct {
 	out []byte // responses not written yet
 
 	events    uint32 // epoll interest registered
+	napEpoch  uint32 // the last loopNapWindow in which the loop read from c
 	idleAt    time.Duration
 	writeAt   time.Duration
 	inWaiting bool // in the loop's waiting set
@@ -65,7 +66,6 @@ type loopConn struct {
 	// read in the loop round that started at readAt (loop clock).
 	readAt   time.Duration
 	observed uint64
-	napEpoch uint32 // the last loopNapWindow in which the loop read from c
 }
 
 // canRead reports whether the loop wants to read from c: not after the

@@ -36,6 +36,7 @@ func TestLoopNappingDecision(t *testing.T) {
 		// spread over the longer time.
 		{"window run over", loopNap, 1, 8, 2 * loopNapWindow, true},
 		{"same reads, window on time", loopNap, 1, 8, loopNapWindow, false},
+		{"a read after an hour asleep", loopNap, 1, 1, time.Hour, true},
 		{"no reads", loopNap, 0, 0, loopNapWindow, false},
 		{"naps turned off", 0, 50, 100, loopNapWindow, false},
 	} {

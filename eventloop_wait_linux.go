@@ -39,6 +39,9 @@ import (
 //     polling of Linux's SO_BUSY_POLL and of DPDK-style loops, bounded);
 //     spinning stops as soon as a spin finds nothing, and backs off when
 //     spins keep finding nothing, so an idle loop blocks and uses no CPU;
+//   - when busy with many clients, sleeps for a moment before it polls
+//     (loopNap, eventloop_nap_linux.go), so that it does not hold a core
+//     until the scheduler's tick;
 //   - yields to the scheduler at least every loopYieldEvery, so that
 //     other goroutines sharing its P run, and so that sysmon, which takes
 //     the P of a goroutine that has run for 10 ms without rescheduling
@@ -79,7 +82,7 @@ func (l *eventLoop) wait(timeoutMs int) (int, error) {
 		w.lastYield = time.Since(l.start)
 	}
 	w.napping.update(l.now)
-	if w.busy && w.napping.on && timeoutMs != 0 && len(l.durWait) == 0 {
+	if w.busy && w.napping.on && timeoutMs != 0 {
 		napNow(w.napping.nap)
 		l.naps.Add(1)
 	}

@@ -8,6 +8,7 @@
 # and a 1 s warm-up: all system calls (raw_syscalls:sys_enter, kernel
 # tracepoints, no strace slow-down), read, write, io_uring_enter,
 # epoll_wait and epoll_pwait (the loops' zero-timeout polls), futex,
+# nanosleep (the loops' naps, and the Go runtime's sysmon),
 # context switches and CPU migrations of all its threads, and task-clock
 # (the server's CPU time). Counts are what a shared machine does not
 # distort; the CPU column is inflated by the tracepoints, comparable
@@ -46,7 +47,7 @@ fi
 SRV=()
 CLI=()
 if [ "$PIN" = 1 ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
-EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,context-switches,cpu-migrations,task-clock
+EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep,context-switches,cpu-migrations,task-clock
 
 # args SCENARIO: kvbench arguments and request count of a scenario.
 args() {
@@ -83,16 +84,16 @@ one() {
   awk -F, -v k="$kind" -v sc="$sc" -v n="$n" '
     { v[$3] = $1 }
     END {
-      printf "| %s | %s | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f |\n", sc, k,
+      printf "| %s | %s | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f |\n", sc, k,
         v["raw_syscalls:sys_enter"] / n, v["syscalls:sys_enter_read"] / n, v["syscalls:sys_enter_write"] / n,
         v["syscalls:sys_enter_io_uring_enter"] / n, v["syscalls:sys_enter_epoll_wait"] / n,
         v["syscalls:sys_enter_epoll_pwait"] / n, v["syscalls:sys_enter_futex"] / n,
-        v["context-switches"] / n, v["cpu-migrations"] / n, v["task-clock"] * 1000 / n }' "$WORK/stat"
+        v["syscalls:sys_enter_nanosleep"] / n, v["context-switches"] / n, v["cpu-migrations"] / n, v["task-clock"] * 1000 / n }' "$WORK/stat"
 }
 
 echo "pin=$PIN; kvd: $KVD; per request:"
-echo "| scenario | server | syscalls | read | write | io_uring_enter | epoll_wait | epoll_pwait | futex | context switches | CPU migrations | server CPU µs |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| scenario | server | syscalls | read | write | io_uring_enter | epoll_wait | epoll_pwait | futex | nanosleep | context switches | CPU migrations | server CPU µs |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 IFS=, read -ra LIST <<<"$SCENARIOS"
 for sc in "${LIST[@]}"; do
   for kind in kvd kvd-plain redis; do one "$kind" "$sc"; done
