@@ -51,6 +51,34 @@ func (c *testClient) putGet(key, val string) error {
 	return c.expectLine(respResult(val))
 }
 
+// putGetClients runs clients clients at once, each making rounds putGet
+// calls on a key of its own and pausing for pause after each, and fails
+// t for every wrong answer.
+func (ts *testServer) putGetClients(t *testing.T, clients, rounds int, pause time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := ts.dial(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				if err := c.putGet(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)); err != nil {
+					errs <- fmt.Errorf("client %d round %d: %w", i, r, err)
+					return
+				}
+				time.Sleep(pause)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // batchStats sums the loops' batch counters.
 func (ts *testServer) batchStats() (sendBatches, sendOps, readBatches, readOps int64) {
 	ts.mu.Lock()
@@ -72,27 +100,7 @@ func (ts *testServer) batchStats() (sendBatches, sendOps, readBatches, readOps i
 func TestEventLoopBatchesReadsAndWrites(t *testing.T) {
 	needIOUring(t)
 	ts := startServer(t, WithEventLoops(1))
-	const clients, rounds = 40, 150
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i := range clients {
-		c := ts.dial(t)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range rounds {
-				if err := c.putGet(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)); err != nil {
-					errs <- fmt.Errorf("client %d round %d: %w", i, r, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	ts.putGetClients(t, 40, 150, 0)
 	sb, so, rb, ro := ts.batchStats()
 	t.Logf("%d sends in %d io_uring_enter calls, %d receives in %d", so, sb, ro, rb)
 	if sb == 0 || so < 2*sb || rb == 0 || ro < 2*rb {

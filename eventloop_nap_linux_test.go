@@ -3,9 +3,7 @@
 package kvstore
 
 import (
-	"fmt"
 	"runtime"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,27 +101,7 @@ func TestEventLoopNapsUnderManyClients(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ts := startServer(t, b.opt, WithEventLoops(1))
 			const clients, rounds = 32, 200
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for i := range clients {
-				c := ts.dial(t)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for r := range rounds {
-						if err := c.putGet(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d.%d", i, r)); err != nil {
-							errs <- fmt.Errorf("client %d round %d: %w", i, r, err)
-							return
-						}
-						time.Sleep(300 * time.Microsecond)
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Error(err)
-			}
+			ts.putGetClients(t, clients, rounds, 300*time.Microsecond)
 			ts.mu.Lock()
 			naps := ts.loops[0].naps.Load()
 			ts.mu.Unlock()
