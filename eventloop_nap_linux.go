@@ -23,9 +23,10 @@ import (
 // connections, pipeline 1, on 2 cores shared with the load generator
 // (BENCHMARKS.md): the clients' p99 sat at that tick, 4.1-4.6 ms against
 // Redis's 1.7-2.4 ms, while the loop answered 99.7% of requests within
-// 256 µs of reading them. Redis, idle between its rounds, sleeps in epoll_wait
-// thousands of times a second and, woken, gets a core at once (a thread
-// that has used less than its share of the CPU is the first to run).
+// 256 µs of reading them. Redis, idle between its rounds, sleeps in
+// epoll_wait thousands of times a second and, woken, gets a core at once
+// (a thread that has used less than its share of the CPU is the first to
+// run).
 //
 // So a loop that is busy (its last poll brought input) and serves many
 // connections sleeps for loopNap before it polls again: a real sleep
@@ -38,12 +39,17 @@ import (
 // apart (counted over each loopNapWindow): there a nap adds at most 5% to
 // a connection's time between requests. A loop with a few connections
 // that each send again as soon as they are answered (4 connections,
-// tens of microseconds apart) does not nap: a nap would be most of the
-// time between their requests. A connection served alone, now and then,
-// does not pay either: its response has gone out before the loop naps.
+// tens of microseconds apart) does not nap: each nap would add a sixth or
+// more to the time between their requests. A connection served alone, now
+// and then, does not pay either: its response has gone out before the
+// loop naps. A loop whose connections wait for the commit log naps too:
+// it sees the log's wake-up at most loopNap later, and the clients it
+// lets run meanwhile are what shortens the tail under SyncAlways
+// (BENCHMARKS.md, "Naps between busy rounds").
 //
 // The nap is a raw system call, like the polls (see eventloop_wait_linux.go):
-// the runtime does not hand the loop's P to another thread for 10 µs.
+// the runtime does not hand the loop's P to another thread for 10 µs (a
+// stop-the-world of the garbage collector waits for it that long at most).
 // The kernel may let a sleep run longer by the thread's timer slack, 50
 // µs by default, which would make the nap six times as long, so the loop
 // sets its thread's slack to loopNapSlack first (prctl PR_SET_TIMERSLACK,
