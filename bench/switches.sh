@@ -30,17 +30,9 @@ while getopts "m:x:r:h" opt; do
     *) exit 2 ;;
   esac
 done
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/kvd-switches.XXXXXX)
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-(cd "$ROOT" && go build -o "$WORK/kvbench" ./cmd/kvbench)
-KVD=${KVD_BIN:-}
-if [ -z "$KVD" ]; then
-  (cd "$ROOT" && go build -o "$WORK/kvd" ./cmd/kvd)
-  KVD=$WORK/kvd
-fi
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_setup switches
 
 # threads FILE: each thread's id, voluntary and involuntary switches.
 threads() { for t in /proc/"$PID"/task/*; do

@@ -33,17 +33,9 @@ while getopts "s:ph" opt; do
     *) exit 2 ;;
   esac
 done
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/kvd-syscalls.XXXXXX)
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-(cd "$ROOT" && go build -o "$WORK/kvbench" ./cmd/kvbench)
-KVD=${KVD_BIN:-}
-if [ -z "$KVD" ]; then
-  (cd "$ROOT" && go build -o "$WORK/kvd" ./cmd/kvd)
-  KVD=$WORK/kvd
-fi
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_setup syscalls
 SRV=()
 CLI=()
 if [ "$PIN" = 1 ]; then SRV=(taskset -c 0); CLI=(taskset -c 1); fi
