@@ -47,7 +47,9 @@ import (
 // loop naps. A loop whose connections wait for the commit log naps too:
 // it sees the log's wake-up at most loopNap later, and the clients it
 // lets run meanwhile are what shortens the tail under SyncAlways
-// (BENCHMARKS.md, "Naps between busy rounds").
+// (BENCHMARKS.md, "Naps between busy rounds"). All this only while
+// other threads want the loop's core (eventloop_contention_linux.go): a
+// loop with a core to itself has nobody to leave it to.
 //
 // The nap is a raw system call, like the polls (see eventloop_wait_linux.go):
 // the runtime does not hand the loop's P to another thread for 10 µs (a

@@ -39,8 +39,9 @@ import (
 //     polling of Linux's SO_BUSY_POLL and of DPDK-style loops, bounded);
 //     spinning stops as soon as a spin finds nothing, and backs off when
 //     spins keep finding nothing, so an idle loop blocks and uses no CPU;
-//   - when busy with many clients, sleeps for a moment before it polls
-//     (loopNap, eventloop_nap_linux.go), so that it does not hold a core
+//   - when busy with many clients, and while other threads want its core,
+//     sleeps for a moment before it polls (loopNap, eventloop_nap_linux.go;
+//     eventloop_contention_linux.go), so that it does not hold a core
 //     until the scheduler's tick;
 //   - yields to the scheduler at least every loopYieldEvery, so that
 //     other goroutines sharing its P run, and so that sysmon, which takes
@@ -65,12 +66,13 @@ const (
 
 // loopWait is the waiting state of one loop.
 type loopWait struct {
-	spin      time.Duration // how long to spin while busy; 0: never
-	busy      bool          // the last wait returned input from a client
-	misses    int           // spins in a row that found nothing
-	skip      int           // waits left before spinning again
-	lastYield time.Duration // loop clock at the last runtime.Gosched
-	napping   loopNapping   // whether to nap before polling (see loopNap)
+	spin       time.Duration  // how long to spin while busy; 0: never
+	busy       bool           // the last wait returned input from a client
+	misses     int            // spins in a row that found nothing
+	skip       int            // waits left before spinning again
+	lastYield  time.Duration  // loop clock at the last runtime.Gosched
+	napping    loopNapping    // whether to nap before polling (see loopNap)
+	contention loopContention // whether others want the loop's core (naps help only then)
 }
 
 // wait returns the number of ready events in l.events, waiting at most
@@ -82,7 +84,8 @@ func (l *eventLoop) wait(timeoutMs int) (int, error) {
 		w.lastYield = time.Since(l.start)
 	}
 	w.napping.update(l.now)
-	if w.busy && w.napping.on && timeoutMs != 0 {
+	w.contention.update(l.now)
+	if w.busy && w.napping.on && !w.contention.alone && timeoutMs != 0 {
 		napNow(w.napping.nap)
 		l.naps.Add(1)
 	}
