@@ -52,14 +52,11 @@ func processCPU(t *testing.T) (cpu, runnable time.Duration, ok bool) {
 		if err != nil {
 			continue // the thread exited
 		}
-		// "run_ns wait_ns timeslices"
-		f := strings.Fields(string(b))
-		if len(f) < 2 {
+		run, wait, parsed := parseSchedstat(b)
+		if !parsed {
 			ok = false
 			continue
 		}
-		run, _ := strconv.ParseInt(f[0], 10, 64)
-		wait, _ := strconv.ParseInt(f[1], 10, 64)
 		runnable += time.Duration(run + wait)
 	}
 	return cpu, runnable, ok
