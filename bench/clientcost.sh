@@ -90,7 +90,7 @@ HZ=$(getconf CLK_TCK)
 # line: NAME ops/s server_us client_us idle_share kernel_share (the
 # server's system time over its user + system time) cpu0_idle cpu1_idle.
 measure() {
-  local name=$1 pid=$2 t0 t1 i0 i1 out secs
+  local name=$1 pid=$2 t0 t1 i0 i1 out
   shift 2
   t0=$(cpu "$pid")
   i0=$(idle)
